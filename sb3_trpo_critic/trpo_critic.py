@@ -1,0 +1,479 @@
+"""TRPOCritic: Trust Region Policy Optimization with a separately regressed value critic."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.utils import explained_variance
+from torch.nn import functional as F
+
+from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, split_actor_critic_parameters
+from sb3_trpo_critic.trust_region import (
+    conjugate_gradient,
+    flat_concat,
+    full_kl,
+    make_fisher_vector_product,
+    trust_region_step_size,
+    unflatten_like,
+)
+
+SelfTRPOCritic = TypeVar("SelfTRPOCritic", bound="TRPOCritic")
+
+#: Action spaces with an exact Fisher metric (see :mod:`sb3_trpo_critic.trust_region`).
+SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+
+class TRPOCritic(OnPolicyAlgorithm):
+    """
+    Trust Region Policy Optimization (TRPO) with a separately regressed value-function critic.
+
+    Paper: https://arxiv.org/abs/1502.05477 (TRPO), https://arxiv.org/abs/1506.02438 (GAE)
+
+    Each update, on the whole rollout:
+
+    1. surrogate :math:`L(\\theta) = \\hat{\\mathbb{E}}[\\frac{\\pi_\\theta(a|s)}{\\pi_{old}(a|s)} \\hat A]`
+       and its gradient :math:`g` with respect to the actor's parameters;
+    2. :math:`x \\approx (F + \\lambda I)^{-1} g` by conjugate gradient, with exact Fisher-vector
+       products of the policy distribution;
+    3. the full step :math:`\\beta x`, :math:`\\beta = \\sqrt{2\\delta / x^\\top (F + \\lambda I) x}`;
+    4. a backtracking line search that accepts the first :math:`\\theta_{old} + \\alpha^j \\beta x`
+       that improves :math:`L` with :math:`\\hat{\\mathbb{E}}_s[KL(\\pi_{old} \\| \\pi_\\theta)] \\leq \\delta`,
+       or restores :math:`\\theta_{old}` exactly;
+    5. ``n_critic_updates`` epochs of minibatch regression of :math:`V(s)` on the returns, with the
+       critic's own optimizer, which never touches the actor's parameters.
+
+    The KL bounded by ``target_kl`` is the KL of the whole action distribution, summed over
+    action dimensions, as in the paper. ``sb3_contrib.TRPO`` bounds the KL *averaged* over the
+    dimensions of Box and MultiBinary actions, so its effective trust region is ``action_dim``
+    times larger: its ``target_kl=d`` on a 6-dimensional action space matches
+    ``TRPOCritic(target_kl=6 * d)``. Discrete and MultiDiscrete actions mean the same in both.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, or a class).
+        The actor and the critic must not share trainable parameters: TRPOCritic's policies
+        default to ``share_features_extractor=False``, and a policy that shares is refused.
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The critic's learning rate, it can be a function
+        of the current progress remaining (from 1 to 0)
+    :param n_steps: The number of steps to run for each environment per update
+        (i.e. rollout buffer size is n_steps * n_envs where n_envs is number of environment copies running in parallel)
+    :param batch_size: Minibatch size of the critic's regression
+    :param gamma: Discount factor, in [0, 1]
+    :param cg_max_steps: Maximum number of conjugate gradient steps (Fisher-vector products)
+    :param cg_damping: Damping :math:`\\lambda \\geq 0` added to the Fisher matrix: the step solves
+        :math:`(F + \\lambda I) x = g`. Larger values make the step closer to a plain gradient step.
+    :param line_search_shrinking_factor: Step-size reduction factor :math:`\\alpha \\in (0, 1)` of the
+        backtracking line search (i.e., ``theta_new = theta_old + alpha^j * beta * x``)
+    :param line_search_max_iter: Maximum number of candidates the line search evaluates
+    :param n_critic_updates: Number of epochs of critic regression per policy update
+    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator, in [0, 1]
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+        instead of action noise exploration (default: False)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
+        Default: -1 (only sample at the beginning of the rollout)
+    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param normalize_advantage: Whether to normalize the advantages (needs ``n_steps * n_envs > 1``)
+    :param target_kl: Trust region radius :math:`\\delta > 0`: the bound on the mean over states of
+        the KL divergence between the old and the new action distribution, summed over action
+        dimensions. See above for how a value tuned for ``sb3_contrib.TRPO`` translates.
+    :param sub_sampling_factor: Use every ``sub_sampling_factor``-th sample of the rollout for the
+        Fisher-vector products only (the gradient and the line search use the whole rollout);
+        see p40-42 of John Schulman's thesis http://joschu.net/docs/thesis.pdf
+    :param cg_residual_tol: Conjugate gradient stops when the squared norm of its residual
+        :math:`\\|g - (F + \\lambda I) x\\|^2` falls below this (the criterion of ``sb3_contrib``)
+    :param line_search_accept_ratio: A candidate is accepted only if its actual improvement of the
+        surrogate is at least this fraction of the improvement expected from the linear model,
+        :math:`g^\\top \\Delta\\theta`. 0 (the default) accepts any improvement; must be in [0, 1).
+    :param critic_optimizer_class: Optimizer of the critic. ``None``: the policy's
+        ``optimizer_class`` (``policy_kwargs``; Adam by default, as in SB3)
+    :param critic_optimizer_kwargs: Keyword arguments of the critic's optimizer (the learning rate
+        is ``learning_rate``). ``None``: the policy's ``optimizer_kwargs`` (Adam: ``eps=1e-5``)
+    :param critic_max_grad_norm: If given (> 0), clip the norm of the critic's gradient to it
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: the verbosity level: 0 no output, 1 info, 2 debug
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        n_steps: int = 2048,
+        batch_size: int = 128,
+        gamma: float = 0.99,
+        cg_max_steps: int = 15,
+        cg_damping: float = 0.1,
+        line_search_shrinking_factor: float = 0.8,
+        line_search_max_iter: int = 10,
+        n_critic_updates: int = 10,
+        gae_lambda: float = 0.95,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        normalize_advantage: bool = True,
+        target_kl: float = 0.01,
+        sub_sampling_factor: int = 1,
+        cg_residual_tol: float = 1e-10,
+        line_search_accept_ratio: float = 0.0,
+        critic_optimizer_class: type[th.optim.Optimizer] | None = None,
+        critic_optimizer_kwargs: dict[str, Any] | None = None,
+        critic_max_grad_norm: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        _validate_hyperparameters(
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            cg_max_steps=cg_max_steps,
+            cg_damping=cg_damping,
+            cg_residual_tol=cg_residual_tol,
+            line_search_shrinking_factor=line_search_shrinking_factor,
+            line_search_max_iter=line_search_max_iter,
+            line_search_accept_ratio=line_search_accept_ratio,
+            n_critic_updates=n_critic_updates,
+            target_kl=target_kl,
+            sub_sampling_factor=sub_sampling_factor,
+            critic_max_grad_norm=critic_max_grad_norm,
+        )
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=0.0,  # TRPO has no entropy bonus
+            vf_coef=0.0,  # the critic is fit separately
+            max_grad_norm=0.0,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+        )
+        if not isinstance(self.action_space, SUPPORTED_ACTION_SPACES):
+            raise ValueError(
+                f"TRPOCritic supports {', '.join(s.__name__ for s in SUPPORTED_ACTION_SPACES)} action spaces, "
+                f"not {self.action_space}"
+            )
+        if normalize_advantage and self.env is not None and self.env.num_envs * n_steps <= 1:
+            raise ValueError(
+                "normalize_advantage=True needs n_steps * n_envs > 1 (the advantages' standard deviation), "
+                f"got n_steps={n_steps} and n_envs={self.env.num_envs}"
+            )
+        self.batch_size = batch_size
+        self.cg_max_steps = cg_max_steps
+        self.cg_damping = cg_damping
+        self.cg_residual_tol = cg_residual_tol
+        self.line_search_shrinking_factor = line_search_shrinking_factor
+        self.line_search_max_iter = line_search_max_iter
+        self.line_search_accept_ratio = line_search_accept_ratio
+        self.n_critic_updates = n_critic_updates
+        self.normalize_advantage = normalize_advantage
+        self.target_kl = target_kl
+        self.sub_sampling_factor = sub_sampling_factor
+        self.critic_optimizer_class = critic_optimizer_class
+        self.critic_optimizer_kwargs = critic_optimizer_kwargs
+        self.critic_max_grad_norm = critic_max_grad_norm
+        #: how many policy steps were rejected, by reason
+        self.rejected_steps: dict[str, int] = {}
+
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._actor_params, self._critic_params = split_actor_critic_parameters(self.policy)
+        # The critic's own optimizer: it replaces the policy's optimizer, so that SB3's learning-rate
+        # schedule, save and load apply to it unchanged.
+        optimizer_class = self.critic_optimizer_class or self.policy.optimizer_class
+        optimizer_kwargs = (
+            self.policy.optimizer_kwargs if self.critic_optimizer_kwargs is None else self.critic_optimizer_kwargs
+        )
+        self.policy.optimizer = optimizer_class(self._critic_params, lr=self.lr_schedule(1), **optimizer_kwargs)  # type: ignore[call-arg]
+
+    def _maybe_recommend_cpu(self, mlp_class_name: str = "MlpPolicy") -> None:
+        super()._maybe_recommend_cpu(mlp_class_name)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_actor_params", "_critic_params"]
+
+    def train(self) -> None:
+        """Update the actor by one trust-region step and the critic by regression, on the whole rollout."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        rollout = next(self.rollout_buffer.get(batch_size=None))
+        obs = rollout.observations
+        actions = rollout.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        actor_params = self._actor_params
+        step_start = time.perf_counter()
+        stats: dict[str, Any] = {}
+
+        # 1. Surrogate L(theta) = mean[ pi_theta(a|s) / pi_old(a|s) * A ] and its gradient g.
+        advantages = rollout.advantages
+        if self.normalize_advantage:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        with th.no_grad():
+            old_distribution = self._distribution(obs)
+        distribution = self._distribution(obs)
+        surrogate = self._surrogate(distribution, actions, rollout.old_log_prob, advantages)
+        fvp_reuses_graph = self.sub_sampling_factor == 1
+        policy_gradient = flat_concat(th.autograd.grad(surrogate, actor_params, retain_graph=fvp_reuses_graph))
+
+        # 2. Fisher-vector product v -> (F + lambda I) v at theta_old, on every k-th state.
+        fvp_distribution = distribution if fvp_reuses_graph else self._distribution(self._subsample(obs))
+        fisher_vector_product = make_fisher_vector_product(fvp_distribution, actor_params, self.cg_damping)
+
+        # 3. Conjugate gradient: x ~ (F + lambda I)^-1 g.
+        reason = "accepted"
+        if not bool(th.isfinite(policy_gradient).all()):
+            reason = "nonfinite_gradient"
+            cg = None
+        else:
+            cg = conjugate_gradient(fisher_vector_product, policy_gradient, self.cg_max_steps, self.cg_residual_tol)
+            if not cg.converged_normally or not bool(th.isfinite(cg.x).all()):
+                reason = "cg_breakdown"
+
+        # 4. Full step beta * x, beta = sqrt(2 delta / x^T (F + lambda I) x).
+        full_step = th.zeros_like(policy_gradient)
+        if cg is not None and reason == "accepted":
+            fisher_x = fisher_vector_product(cg.x)
+            x_fisher_x = cg.x.dot(fisher_x)
+            beta = trust_region_step_size(cg.x, fisher_x, self.target_kl)
+            if not (x_fisher_x > 0 and th.isfinite(beta)):
+                reason = "degenerate_step"
+            else:
+                full_step = beta * cg.x
+        del fisher_vector_product, fvp_distribution, distribution  # free the autograd graph
+
+        # 5. Backtracking line search: the first theta_old + alpha^j * beta * x that improves L
+        #    with mean KL(pi_old || pi_new) <= delta; otherwise theta_old, restored exactly.
+        theta_old = [param.detach().clone() for param in actor_params]
+        expected_improvement = float(policy_gradient.dot(full_step))
+        line_search_steps, kl, improvement, step_norm = 0, 0.0, 0.0, 0.0
+        with th.no_grad():
+            if reason == "accepted":
+                reason = "line_search_failed"
+                for j in range(self.line_search_max_iter):
+                    fraction = self.line_search_shrinking_factor**j
+                    _set_parameters(actor_params, theta_old, fraction * full_step)
+                    line_search_steps = j + 1
+                    candidate = self._distribution(obs)
+                    new_surrogate = self._surrogate(candidate, actions, rollout.old_log_prob, advantages)
+                    kl = float(full_kl(old_distribution, candidate).mean())
+                    improvement = float(new_surrogate - surrogate)
+                    if is_acceptable_step(
+                        improvement, fraction * expected_improvement, kl, self.target_kl, self.line_search_accept_ratio
+                    ):
+                        reason = "accepted"
+                        step_norm = fraction * float(th.linalg.vector_norm(full_step))
+                        break
+            if reason != "accepted":
+                for param, old in zip(actor_params, theta_old, strict=True):
+                    param.copy_(old)
+                kl, improvement = 0.0, 0.0
+                self.rejected_steps[reason] = self.rejected_steps.get(reason, 0) + 1
+                if self.verbose >= 2 or (self.verbose >= 1 and reason != "line_search_failed"):
+                    print(f"TRPOCritic: policy step rejected ({reason}); the actor is unchanged")
+            stats["entropy"] = _mean_entropy(old_distribution)
+            stats["std"] = _mean_std(old_distribution)
+        policy_step_seconds = time.perf_counter() - step_start
+
+        # 6. Critic: n_critic_updates epochs of minibatch MSE regression of V(s) on the returns.
+        critic_start = time.perf_counter()
+        returns = rollout.returns
+        with th.no_grad():
+            value_loss_before = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
+        critic_updates = 0
+        if math.isfinite(value_loss_before):  # non-finite returns would poison the critic
+            for _ in range(self.n_critic_updates):
+                for indices in th.randperm(returns.shape[0], device=self.device).split(self.batch_size):
+                    values = self.policy.predict_values(_index(obs, indices)).flatten()
+                    value_loss = F.mse_loss(values, returns[indices])
+                    self.policy.optimizer.zero_grad(set_to_none=True)
+                    value_loss.backward()
+                    if self.critic_max_grad_norm is not None:
+                        th.nn.utils.clip_grad_norm_(self._critic_params, self.critic_max_grad_norm)
+                    self.policy.optimizer.step()
+                    critic_updates += 1
+        with th.no_grad():
+            value_loss_after = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
+        critic_seconds = time.perf_counter() - critic_start
+
+        self._n_updates += 1
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        record = self.logger.record
+        record("train/policy_objective", float(surrogate) + improvement)
+        record("train/kl_divergence", kl)
+        record("train/surrogate_improvement", improvement)
+        record("train/expected_improvement", expected_improvement)
+        record("train/is_line_search_success", float(reason == "accepted"))
+        record("train/line_search_steps", line_search_steps)
+        record("train/step_outcome", reason, exclude="tensorboard")
+        record("train/n_rejected_steps", sum(self.rejected_steps.values()))
+        record("train/cg_iterations", cg.iterations if cg is not None else 0)
+        record("train/cg_residual", cg.residual_squared_norm if cg is not None else float("nan"))
+        record("train/step_norm", step_norm)
+        record("train/entropy", stats["entropy"])
+        if stats["std"] is not None:
+            record("train/std", stats["std"])
+        record("train/value_loss_before", value_loss_before)
+        record("train/value_loss", value_loss_after)
+        record("train/critic_updates", critic_updates)
+        record("train/explained_variance", explained_var)
+        record("train/policy_step_time", policy_step_seconds)
+        record("train/critic_time", critic_seconds)
+        record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def _distribution(self, obs: PyTorchObs) -> Distribution:
+        # SB3 policies return the same, mutated distribution object on every call: keep a copy.
+        return copy.copy(self.policy.get_distribution(obs))
+
+    @staticmethod
+    def _surrogate(
+        distribution: Distribution, actions: th.Tensor, old_log_prob: th.Tensor, advantages: th.Tensor
+    ) -> th.Tensor:
+        ratio = th.exp(distribution.log_prob(actions) - old_log_prob)
+        return (ratio * advantages).mean()
+
+    def _subsample(self, obs: PyTorchObs) -> PyTorchObs:
+        step = self.sub_sampling_factor
+        if isinstance(obs, dict):
+            return {key: value[::step] for key, value in obs.items()}
+        return obs[::step]
+
+    def learn(
+        self: SelfTRPOCritic,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "TRPOCritic",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfTRPOCritic:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+
+def is_acceptable_step(
+    improvement: float, expected_improvement: float, kl: float, target_kl: float, accept_ratio: float
+) -> bool:
+    """
+    The line search's acceptance test for one candidate: a real improvement of the surrogate,
+    at least ``accept_ratio`` of the linear model's prediction, inside the trust region.
+
+    :param improvement: :math:`L(\\theta) - L(\\theta_{old})`
+    :param expected_improvement: :math:`g^\\top (\\theta - \\theta_{old})`
+    :param kl: mean over states of :math:`KL(\\pi_{old} \\| \\pi_\\theta)` (full KL)
+    :param target_kl: :math:`\\delta`
+    :param accept_ratio: minimal ratio of actual to expected improvement
+    :return: whether the candidate is accepted (never for non-finite values)
+    """
+    return (
+        math.isfinite(improvement)
+        and math.isfinite(kl)
+        and improvement > 0.0
+        and improvement >= accept_ratio * expected_improvement
+        and kl <= target_kl
+    )
+
+
+def _set_parameters(params: list[th.nn.Parameter], origin: list[th.Tensor], step: th.Tensor) -> None:
+    """``params <- origin + step`` (``step`` flat), in place."""
+    for param, start, delta in zip(params, origin, unflatten_like(step, origin), strict=True):
+        th.add(start, delta, out=param.data)
+
+
+def _index(obs: PyTorchObs, indices: th.Tensor) -> PyTorchObs:
+    if isinstance(obs, dict):
+        return {key: value[indices] for key, value in obs.items()}
+    return obs[indices]
+
+
+def _mean_entropy(distribution: Distribution) -> float:
+    entropy = distribution.entropy()
+    return float("nan") if entropy is None else float(entropy.mean())
+
+
+def _mean_std(distribution: Distribution) -> float | None:
+    scale = getattr(distribution.distribution, "scale", None)
+    return None if scale is None else float(scale.mean())
+
+
+def _validate_hyperparameters(**values: Any) -> None:
+    """Raise ``ValueError`` naming the first hyperparameter outside its allowed range."""
+
+    def finite(x: Any) -> bool:
+        return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(x)
+
+    def integer(x: Any) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+    rules: dict[str, tuple[Any, str]] = {
+        "n_steps": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
+        "batch_size": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
+        "gamma": (lambda x: finite(x) and 0 <= x <= 1, "in [0, 1]"),
+        "gae_lambda": (lambda x: finite(x) and 0 <= x <= 1, "in [0, 1]"),
+        "cg_max_steps": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
+        "cg_damping": (lambda x: finite(x) and x >= 0, "a finite number >= 0"),
+        "cg_residual_tol": (lambda x: finite(x) and x >= 0, "a finite number >= 0"),
+        "line_search_shrinking_factor": (lambda x: finite(x) and 0 < x < 1, "in the open interval (0, 1)"),
+        "line_search_max_iter": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
+        "line_search_accept_ratio": (lambda x: finite(x) and 0 <= x < 1, "in [0, 1)"),
+        "n_critic_updates": (lambda x: integer(x) and x >= 0, "an integer >= 0"),
+        "target_kl": (lambda x: finite(x) and x > 0, "a finite number > 0"),
+        "sub_sampling_factor": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
+        "critic_max_grad_norm": (lambda x: x is None or (finite(x) and x > 0), "None or a finite number > 0"),
+        "learning_rate": (lambda x: callable(x) or (finite(x) and x > 0), "a finite number > 0 or a schedule"),
+    }
+    for name, value in values.items():
+        check, allowed = rules[name]
+        if not check(value):
+            raise ValueError(f"{name} must be {allowed}, got {value!r}")

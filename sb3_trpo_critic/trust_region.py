@@ -1,0 +1,258 @@
+"""The mathematics of a TRPO policy step, as small pure functions.
+
+Each function computes one equation of the method and is tested on its own against an
+explicit formula (``tests/test_trust_region.py``):
+
+* :func:`full_kl` -- the KL divergence of the whole action distribution, per state:
+  :math:`D_{KL}(\\pi_{old}(\\cdot|s) \\,\\|\\, \\pi_\\theta(\\cdot|s))`, summed over action dimensions.
+* :func:`distribution_outputs` and :func:`fisher_metric` -- the distribution's parameters
+  :math:`\\eta(s)` and the closed-form Fisher metric :math:`M` of the distribution in those
+  parameters, so that the Fisher of the policy is :math:`F = \\mathbb{E}_s[J^\\top M J]`,
+  :math:`J = \\partial \\eta / \\partial \\theta`.
+* :func:`make_fisher_vector_product` -- :math:`v \\mapsto (F + \\lambda I) v`.
+* :func:`conjugate_gradient` -- :math:`x \\approx (F + \\lambda I)^{-1} g`.
+* :func:`trust_region_step_size` -- :math:`\\beta = \\sqrt{2\\delta / x^\\top (F + \\lambda I) x}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch as th
+from stable_baselines3.common.distributions import (
+    BernoulliDistribution,
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    Distribution,
+    MultiCategoricalDistribution,
+    StateDependentNoiseDistribution,
+    kl_divergence,
+)
+
+#: The action distributions whose Fisher metric is known in closed form here.
+SUPPORTED_DISTRIBUTIONS = (
+    DiagGaussianDistribution,  # includes SquashedDiagGaussianDistribution
+    StateDependentNoiseDistribution,
+    CategoricalDistribution,
+    MultiCategoricalDistribution,
+    BernoulliDistribution,
+)
+
+
+def full_kl(old: Distribution, new: Distribution) -> th.Tensor:
+    """
+    Per-state KL divergence ``KL(old || new)`` of the whole action distribution.
+
+    SB3's :func:`~stable_baselines3.common.distributions.kl_divergence` returns one value per
+    action dimension for Box and MultiBinary actions (and the mean of that, as taken by
+    ``sb3_contrib.TRPO``, is the KL *averaged* over dimensions). The dimensions are independent,
+    so the KL of the joint distribution -- the quantity the TRPO paper bounds -- is their sum.
+
+    :param old: the distribution of the policy that collected the data
+    :param new: the distribution of the candidate policy, on the same states
+    :return: tensor of shape ``(n_states,)``
+    """
+    kl = kl_divergence(old, new)
+    return kl.sum(dim=-1) if kl.dim() > 1 else kl
+
+
+def distribution_outputs(distribution: Distribution) -> list[th.Tensor]:
+    """
+    The tensors :math:`\\eta` that parameterize an SB3 action distribution, in the order
+    :func:`fisher_metric` expects them.
+
+    * Diagonal Gaussian and gSDE: ``[mean, std]`` (each ``(n, action_dim)``)
+    * Categorical: ``[log_probs]`` (normalized logits, ``(n, n_actions)``)
+    * MultiCategorical: one ``log_probs`` tensor per sub-space
+    * Bernoulli (MultiBinary): ``[logits]``
+
+    :param distribution: an SB3 distribution after ``proba_distribution``
+    :return: the parameter tensors, still attached to the autograd graph
+    """
+    if isinstance(distribution, (DiagGaussianDistribution, StateDependentNoiseDistribution)):
+        normal = distribution.distribution
+        return [normal.loc, normal.scale]
+    if isinstance(distribution, CategoricalDistribution):
+        return [distribution.distribution.logits]
+    if isinstance(distribution, MultiCategoricalDistribution):
+        return [categorical.logits for categorical in distribution.distribution]
+    if isinstance(distribution, BernoulliDistribution):
+        return [distribution.distribution.logits]
+    raise TypeError(
+        f"TRPOCritic has no Fisher metric for {type(distribution).__name__}; "
+        f"supported: {', '.join(d.__name__ for d in SUPPORTED_DISTRIBUTIONS)}"
+    )
+
+
+def fisher_metric(distribution: Distribution, vectors: Sequence[th.Tensor]) -> list[th.Tensor]:
+    """
+    Apply the Fisher metric :math:`M(\\eta)` of the action distribution, per state, to
+    tangent vectors of its parameters :math:`\\eta` (:func:`distribution_outputs`).
+    :math:`M` is the Hessian of :math:`\\eta' \\mapsto KL(p_\\eta \\| p_{\\eta'})` at
+    :math:`\\eta' = \\eta`:
+
+    * Gaussian, per dimension: :math:`M_{\\mu} = 1/\\sigma^2`, :math:`M_{\\sigma} = 2/\\sigma^2`
+    * Categorical on log-probabilities :math:`\\ell`: :math:`M = \\mathrm{diag}(p) - p p^\\top`
+    * Bernoulli on logits: :math:`M = p (1 - p)`
+
+    :param distribution: the distribution at :math:`\\theta_{old}`
+    :param vectors: one tensor per output, shaped like it
+    :return: :math:`M u` for each output
+    """
+    if isinstance(distribution, (DiagGaussianDistribution, StateDependentNoiseDistribution)):
+        variance = distribution.distribution.scale.detach() ** 2
+        return [vectors[0] / variance, 2.0 * vectors[1] / variance]
+    if isinstance(distribution, BernoulliDistribution):
+        p = distribution.distribution.probs.detach()
+        return [p * (1.0 - p) * vectors[0]]
+    if isinstance(distribution, (CategoricalDistribution, MultiCategoricalDistribution)):
+        categoricals = (
+            distribution.distribution
+            if isinstance(distribution, MultiCategoricalDistribution)
+            else [distribution.distribution]
+        )
+        result = []
+        for categorical, u in zip(categoricals, vectors, strict=True):
+            p = categorical.probs.detach()
+            result.append(p * u - p * (p * u).sum(dim=-1, keepdim=True))
+        return result
+    raise TypeError(f"TRPOCritic has no Fisher metric for {type(distribution).__name__}")
+
+
+def flat_concat(tensors: Sequence[th.Tensor]) -> th.Tensor:
+    """Concatenate tensors into one flat vector (the layout of :func:`unflatten_like`)."""
+    return th.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten_like(vector: th.Tensor, like: Sequence[th.Tensor]) -> list[th.Tensor]:
+    """Split a flat vector into views shaped like ``like`` (inverse of :func:`flat_concat`)."""
+    chunks = th.split(vector, [t.numel() for t in like])
+    return [chunk.view_as(t) for chunk, t in zip(chunks, like, strict=True)]
+
+
+def make_fisher_vector_product(
+    distribution: Distribution,
+    params: Sequence[th.Tensor],
+    damping: float,
+) -> Callable[[th.Tensor], th.Tensor]:
+    """
+    Build :math:`v \\mapsto (F + \\lambda I) v` for the Fisher of the policy at :math:`\\theta_{old}`,
+    in Gauss-Newton form:
+
+    .. math:: F v = \\frac{1}{N} \\sum_s J_s^\\top M_s J_s v, \\qquad J_s = \\partial \\eta(s) / \\partial \\theta
+
+    which is exactly the Hessian of the mean full KL at :math:`\\theta_{old}` (the residual
+    term of the Hessian vanishes there, because the KL's gradient in :math:`\\eta` is zero).
+
+    ``J v`` is computed by the "double-vjp" trick: ``w(u) = J^T u`` is built once with
+    ``create_graph=True``; being linear in ``u``, its vector-Jacobian product with ``v`` is
+    ``J v``. Each product then costs two backward passes over the retained graph of a single
+    forward pass, over all actor parameters at once.
+
+    :param distribution: the policy's distribution on the FVP states, computed from ``params``
+        with the autograd graph kept
+    :param params: the actor parameters :math:`\\theta`
+    :param damping: :math:`\\lambda \\geq 0`
+    :return: the damped Fisher-vector product on flat vectors
+    """
+    outputs = distribution_outputs(distribution)
+    n_states = outputs[0].shape[0]
+    dummies = [th.zeros_like(out, requires_grad=True) for out in outputs]
+    jacobian_transpose_dummies = th.autograd.grad(
+        outputs, params, grad_outputs=dummies, create_graph=True, allow_unused=True, materialize_grads=True
+    )
+
+    def fisher_vector_product(vector: th.Tensor) -> th.Tensor:
+        # J v, by differentiating the linear map u -> J^T u
+        jacobian_vector = th.autograd.grad(
+            jacobian_transpose_dummies,
+            dummies,
+            grad_outputs=unflatten_like(vector, params),
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        # J^T M J v
+        metric_jacobian_vector = fisher_metric(distribution, jacobian_vector)
+        product = th.autograd.grad(
+            outputs,
+            params,
+            grad_outputs=metric_jacobian_vector,
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        return flat_concat(product) / n_states + damping * vector
+
+    return fisher_vector_product
+
+
+class CGResult(NamedTuple):
+    """The result of :func:`conjugate_gradient`."""
+
+    #: the approximate solution
+    x: th.Tensor
+    #: the number of matrix-vector products taken
+    iterations: int
+    #: the squared norm of the final residual ``b - A x``
+    residual_squared_norm: float
+    #: ``False`` when the curvature ``p^T A p`` was not positive or not finite
+    converged_normally: bool
+
+
+def conjugate_gradient(
+    matrix_vector_product: Callable[[th.Tensor], th.Tensor],
+    b: th.Tensor,
+    max_iter: int,
+    residual_tol: float = 1e-10,
+) -> CGResult:
+    """
+    Solve :math:`A x = b` for a symmetric positive-definite :math:`A`, from :math:`x_0 = 0`.
+
+    Stops after ``max_iter`` products, or when :math:`\\|r\\|^2 < \\text{residual\\_tol}`
+    (the same residual test as ``sb3_contrib``'s solver), or on breakdown: when the curvature
+    :math:`p^\\top A p` is not positive (``converged_normally=False``; ``x`` is then the last
+    good iterate).
+
+    :param matrix_vector_product: :math:`v \\mapsto A v`
+    :param b: right-hand side (the policy gradient :math:`g`)
+    :param max_iter: maximum number of products (>= 1)
+    :param residual_tol: tolerance on the squared residual norm
+    :return: the solution, the iterations taken, the final squared residual and the breakdown flag
+    """
+    x = th.zeros_like(b)
+    residual = b.clone()
+    direction = b.clone()
+    residual_squared_norm = residual.dot(residual)
+    if not residual_squared_norm >= residual_tol:  # also stops on NaN
+        return CGResult(x, 0, float(residual_squared_norm), bool(th.isfinite(residual_squared_norm)))
+    for iteration in range(1, max_iter + 1):
+        product = matrix_vector_product(direction)
+        curvature = direction.dot(product)
+        if not curvature > 0:  # breakdown: A not positive definite along p, or NaN
+            return CGResult(x, iteration, float(residual_squared_norm), False)
+        alpha = residual_squared_norm / curvature
+        x = x + alpha * direction
+        residual = residual - alpha * product
+        new_residual_squared_norm = residual.dot(residual)
+        if new_residual_squared_norm < residual_tol or iteration == max_iter:
+            return CGResult(x, iteration, float(new_residual_squared_norm), True)
+        direction = residual + (new_residual_squared_norm / residual_squared_norm) * direction
+        residual_squared_norm = new_residual_squared_norm
+    raise AssertionError("unreachable: max_iter must be >= 1")
+
+
+def trust_region_step_size(x: th.Tensor, fisher_x: th.Tensor, target_kl: float) -> th.Tensor:
+    """
+    The scale :math:`\\beta` of the full step :math:`\\beta x` that reaches the boundary of the
+    quadratic trust region :math:`\\tfrac12 \\beta^2 x^\\top (F + \\lambda I) x = \\delta`:
+
+    .. math:: \\beta = \\sqrt{2 \\delta / x^\\top (F + \\lambda I) x}
+
+    :param x: the search direction
+    :param fisher_x: :math:`(F + \\lambda I) x`
+    :param target_kl: :math:`\\delta`
+    :return: :math:`\\beta` (NaN or inf when :math:`x^\\top F x \\leq 0`; the caller rejects the step)
+    """
+    return th.sqrt(2.0 * target_kl / x.dot(fisher_x))
