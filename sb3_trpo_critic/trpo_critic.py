@@ -344,7 +344,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         self._n_updates += 1
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
         record = self.logger.record
-        record("train/policy_objective", float(surrogate) + improvement)
+        record("train/policy_objective", surrogate.item() + improvement)
         record("train/kl_divergence", kl)
         record("train/surrogate_improvement", improvement)
         record("train/expected_improvement", expected_improvement)

@@ -1,0 +1,218 @@
+"""The math of the policy step, each function against an explicit formula, in float64."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+
+from sb3_trpo_critic import MlpPolicy
+from sb3_trpo_critic.policies import split_actor_critic_parameters
+from sb3_trpo_critic.trpo_critic import is_acceptable_step
+from sb3_trpo_critic.trust_region import (
+    conjugate_gradient,
+    flat_concat,
+    full_kl,
+    make_fisher_vector_product,
+    trust_region_step_size,
+)
+
+OBS_SPACE = spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
+FAMILIES = {
+    "diag_gaussian": (spaces.Box(-1.0, 1.0, (3,), dtype=np.float32), {}),
+    "gsde": (spaces.Box(-1.0, 1.0, (2,), dtype=np.float32), {"use_sde": True}),
+    "gsde_full_std_expln": (
+        spaces.Box(-1.0, 1.0, (2,), dtype=np.float32),
+        {"use_sde": True, "full_std": False, "use_expln": True},
+    ),
+    "categorical": (spaces.Discrete(4), {}),
+    "multi_categorical": (spaces.MultiDiscrete([3, 2, 4]), {}),
+    "bernoulli": (spaces.MultiBinary(3), {}),
+}
+
+
+@pytest.fixture(autouse=True)
+def float64_observations(monkeypatch):
+    """SB3 casts Box observations to float32; these tests run the policy in float64."""
+    import stable_baselines3.common.policies as sb3_policies
+
+    monkeypatch.setattr(sb3_policies, "preprocess_obs", lambda obs, *args, **kwargs: obs.double())
+
+
+def tiny_policy(action_space: spaces.Space, seed: int = 0, **kwargs) -> MlpPolicy:
+    th.manual_seed(seed)
+    policy = MlpPolicy(
+        OBS_SPACE,
+        action_space,
+        lambda _: 1e-3,
+        net_arch=dict(pi=[4], vf=[4]),
+        log_std_init=-0.3,
+        **kwargs,
+    )
+    policy = policy.double()
+    # Perturb the output layer so that categorical probabilities are far from uniform.
+    with th.no_grad():
+        policy.action_net.weight.normal_(0.0, 1.0)
+    return policy
+
+
+def explicit_kl_hessian(policy: MlpPolicy, obs: th.Tensor, params: list[th.Tensor]) -> th.Tensor:
+    """Hessian of theta -> mean_s KL(pi_old(.|s) || pi_theta(.|s)) at theta_old, row by row by double backprop."""
+    with th.no_grad():
+        old = copy.copy(policy.get_distribution(obs))
+    new = policy.get_distribution(obs)
+    kl = full_kl(old, new).mean()
+    gradient = flat_concat(th.autograd.grad(kl, params, create_graph=True))
+    rows = [
+        flat_concat(th.autograd.grad(gradient[i], params, retain_graph=True, allow_unused=True, materialize_grads=True))
+        for i in range(gradient.numel())
+    ]
+    return th.stack(rows)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_fisher_vector_product_equals_explicit_kl_hessian(family):
+    action_space, kwargs = FAMILIES[family]
+    policy = tiny_policy(action_space, **kwargs)
+    actor_params, _ = split_actor_critic_parameters(policy)
+    obs = th.rand(7, 3, dtype=th.float64) * 2 - 1
+
+    hessian = explicit_kl_hessian(policy, obs, actor_params)
+    damping = 0.1
+    fvp = make_fisher_vector_product(copy.copy(policy.get_distribution(obs)), actor_params, damping)
+    n = hessian.shape[0]
+    fisher = th.stack([fvp(column) for column in th.eye(n, dtype=th.float64)], dim=1)
+
+    assert th.allclose(fisher, hessian + damping * th.eye(n, dtype=th.float64), rtol=1e-9, atol=1e-11)
+    assert th.linalg.matrix_norm(hessian) > 1e-3  # the comparison is not between two zeros
+    v = th.randn(n, dtype=th.float64)
+    assert th.allclose(fvp(v), hessian @ v + damping * v, rtol=1e-9, atol=1e-11)
+
+
+def test_fisher_matches_gauss_newton_assembled_explicitly():
+    """F = mean_s J_s^T M_s J_s with J from the full Jacobian and M = diag(1/sigma^2, 2/sigma^2)."""
+    policy = tiny_policy(spaces.Box(-1.0, 1.0, (2,), dtype=np.float32))
+    actor_params, _ = split_actor_critic_parameters(policy)
+    obs = th.rand(5, 3, dtype=th.float64)
+    distribution = copy.copy(policy.get_distribution(obs))
+    mean, std = distribution.distribution.loc, distribution.distribution.scale
+    outputs = th.cat([mean, std], dim=1)  # (5, 4)
+    jacobian = th.stack(
+        [
+            flat_concat(th.autograd.grad(outputs[s, k], actor_params, retain_graph=True, materialize_grads=True))
+            for s in range(5)
+            for k in range(4)
+        ]
+    ).reshape(5, 4, -1)
+    metric = th.cat([1 / std**2, 2 / std**2], dim=1).detach()
+    fisher = sum(jacobian[s].T @ th.diag(metric[s]) @ jacobian[s] for s in range(5)) / 5
+    fvp = make_fisher_vector_product(distribution, actor_params, damping=0.0)
+    v = th.randn(fisher.shape[0], dtype=th.float64)
+    assert th.allclose(fvp(v), fisher @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_full_kl_sums_gaussian_kl_over_dimensions():
+    policy = tiny_policy(spaces.Box(-1.0, 1.0, (3,), dtype=np.float32))
+    obs = th.rand(6, 3, dtype=th.float64)
+    with th.no_grad():
+        old = copy.copy(policy.get_distribution(obs))
+        policy.log_std.add_(0.2)
+        policy.action_net.bias.add_(0.3)
+        new = copy.copy(policy.get_distribution(obs))
+    m0, s0 = old.distribution.loc, old.distribution.scale
+    m1, s1 = new.distribution.loc, new.distribution.scale
+    explicit = (th.log(s1 / s0) + (s0**2 + (m0 - m1) ** 2) / (2 * s1**2) - 0.5).sum(dim=1)
+    assert th.allclose(full_kl(old, new), explicit, rtol=1e-12)
+    # sb3_contrib.TRPO's measure, the mean over dimensions, is 3x smaller here
+    from stable_baselines3.common.distributions import kl_divergence
+
+    assert th.allclose(kl_divergence(old, new).mean() * 3, full_kl(old, new).mean(), rtol=1e-12)
+
+
+def test_full_kl_of_multicategorical_is_the_sum_over_subspaces():
+    policy = tiny_policy(spaces.MultiDiscrete([3, 2]))
+    obs = th.rand(4, 3, dtype=th.float64)
+    with th.no_grad():
+        old = copy.copy(policy.get_distribution(obs))
+        policy.action_net.bias.add_(th.linspace(-1, 1, 5, dtype=th.float64))
+        new = copy.copy(policy.get_distribution(obs))
+    explicit = sum(
+        (p.probs * (p.probs.log() - q.probs.log())).sum(dim=1)
+        for p, q in zip(old.distribution, new.distribution, strict=True)
+    )
+    assert th.allclose(full_kl(old, new), explicit, rtol=1e-12)
+
+
+def random_spd(n: int, condition: float, seed: int) -> th.Tensor:
+    generator = th.Generator().manual_seed(seed)
+    q, _ = th.linalg.qr(th.randn(n, n, generator=generator, dtype=th.float64))
+    eigenvalues = th.logspace(0, math.log10(condition), n, dtype=th.float64)
+    return q @ th.diag(eigenvalues) @ q.T
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_conjugate_gradient_solves_spd_systems(seed):
+    a = random_spd(30, condition=100.0, seed=seed)
+    b = th.randn(30, dtype=th.float64, generator=th.Generator().manual_seed(100 + seed))
+    result = conjugate_gradient(lambda v: a @ v, b, max_iter=200, residual_tol=1e-20)
+    assert result.converged_normally
+    assert th.allclose(result.x, th.linalg.solve(a, b), rtol=1e-8, atol=1e-10)
+    assert result.residual_squared_norm < 1e-20
+    # exact arithmetic needs at most n steps; allow a few more for round-off
+    assert result.iterations <= 40
+
+
+def test_conjugate_gradient_respects_max_iter_and_tolerance():
+    a = random_spd(30, condition=1e4, seed=3)
+    b = th.ones(30, dtype=th.float64)
+    calls = []
+
+    def product(v):
+        calls.append(1)
+        return a @ v
+
+    result = conjugate_gradient(product, b, max_iter=5)
+    assert result.iterations == 5 == len(calls)
+    residual = b - a @ result.x
+    assert math.isclose(float(residual.dot(residual)), result.residual_squared_norm, rel_tol=1e-6)
+    # a loose tolerance stops earlier than max_iter
+    loose = conjugate_gradient(lambda v: a @ v, b, max_iter=100, residual_tol=1e-2 * float(b.dot(b)))
+    assert loose.iterations < 30
+    # b = 0: nothing to solve, no product taken
+    zero = conjugate_gradient(product, th.zeros(30, dtype=th.float64), max_iter=5)
+    assert zero.iterations == 0 and zero.converged_normally and th.count_nonzero(zero.x) == 0
+
+
+def test_conjugate_gradient_reports_breakdown_on_indefinite_or_nan_matrix():
+    indefinite = th.diag(th.tensor([1.0, -1.0], dtype=th.float64))
+    result = conjugate_gradient(lambda v: indefinite @ v, th.tensor([0.0, 1.0], dtype=th.float64), max_iter=5)
+    assert not result.converged_normally
+    assert th.isfinite(result.x).all()
+    nan_result = conjugate_gradient(lambda v: v * float("nan"), th.ones(3, dtype=th.float64), max_iter=5)
+    assert not nan_result.converged_normally
+    assert th.isfinite(nan_result.x).all()
+
+
+@pytest.mark.parametrize("target_kl", [1e-3, 0.01, 0.05])
+def test_full_step_reaches_the_quadratic_trust_region_boundary(target_kl):
+    policy = tiny_policy(spaces.Box(-1.0, 1.0, (2,), dtype=np.float32))
+    actor_params, _ = split_actor_critic_parameters(policy)
+    obs = th.rand(9, 3, dtype=th.float64)
+    fvp = make_fisher_vector_product(copy.copy(policy.get_distribution(obs)), actor_params, damping=0.1)
+    g = th.randn(sum(p.numel() for p in actor_params), dtype=th.float64)
+    x = conjugate_gradient(fvp, g, max_iter=10).x
+    beta = trust_region_step_size(x, fvp(x), target_kl)
+    assert math.isclose(float(0.5 * beta**2 * x.dot(fvp(x))), target_kl, rel_tol=1e-10)
+
+
+def test_line_search_acceptance_rule():
+    assert is_acceptable_step(0.1, 0.2, kl=0.009, target_kl=0.01, accept_ratio=0.0)
+    assert is_acceptable_step(0.1, 0.2, kl=0.01, target_kl=0.01, accept_ratio=0.5)
+    assert not is_acceptable_step(0.1, 0.2, kl=0.0101, target_kl=0.01, accept_ratio=0.0)  # outside the region
+    assert not is_acceptable_step(0.0, 0.2, kl=0.001, target_kl=0.01, accept_ratio=0.0)  # no improvement
+    assert not is_acceptable_step(-1e-3, 0.2, kl=0.001, target_kl=0.01, accept_ratio=0.0)
+    assert not is_acceptable_step(0.09, 0.2, kl=0.001, target_kl=0.01, accept_ratio=0.5)  # below the ratio
+    assert not is_acceptable_step(float("nan"), 0.2, kl=0.001, target_kl=0.01, accept_ratio=0.0)
+    assert not is_acceptable_step(0.1, 0.2, kl=float("nan"), target_kl=0.01, accept_ratio=0.0)
