@@ -190,7 +190,7 @@ class TRPOCritic(OnPolicyAlgorithm):
             seed=seed,
             _init_setup_model=False,
         )
-        if not isinstance(self.action_space, SUPPORTED_ACTION_SPACES):
+        if self.env is not None and not isinstance(self.action_space, SUPPORTED_ACTION_SPACES):
             raise ValueError(
                 f"TRPOCritic supports {', '.join(s.__name__ for s in SUPPORTED_ACTION_SPACES)} action spaces, "
                 f"not {self.action_space}"
