@@ -1,6 +1,6 @@
 """Train TRPOCritic on an environment, save it, load it back and evaluate it.
 
-    python examples/quickstart.py --env Pendulum-v1 --timesteps 100000
+python examples/quickstart.py --env Pendulum-v1 --timesteps 100000
 """
 
 import argparse

@@ -139,8 +139,7 @@ def test_full_kl_of_multicategorical_is_the_sum_over_subspaces():
         policy.action_net.bias.add_(th.linspace(-1, 1, 5, dtype=th.float64))
         new = copy.copy(policy.get_distribution(obs))
     explicit = sum(
-        (p.probs * (p.probs.log() - q.probs.log())).sum(dim=1)
-        for p, q in zip(old.distribution, new.distribution, strict=True)
+        (p.probs * (p.probs.log() - q.probs.log())).sum(dim=1) for p, q in zip(old.distribution, new.distribution, strict=True)
     )
     assert th.allclose(full_kl(old, new), explicit, rtol=1e-12)
 
