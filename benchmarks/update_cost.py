@@ -8,6 +8,7 @@ TRPOCritic / sb3_contrib.TRPO for the whole train() and for the policy step alon
 but the critic epochs).
 
     python benchmarks/update_cost.py --env HalfCheetah-v5 --repetitions 30
+    python benchmarks/update_cost.py --env HalfCheetah-v5 --repetitions 30 --equivalent-trust-region
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import statistics
 import time
 from typing import Any
 
+import numpy as np
 import torch as th
 from sb3_contrib import TRPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -53,9 +55,13 @@ class CriticClock:
         return self.original_get(batch_size)
 
 
-def build(algo: type, env_id: str, seed: int):
+def build(algo: type, env_id: str, seed: int, scale: float = 1.0):
+    """``scale`` multiplies target_kl and cg_damping (see ``--equivalent-trust-region``)."""
     env = VecNormalize(make_vec_env(env_id, n_envs=2, seed=seed))
-    return algo("MlpPolicy", env, seed=seed, device="cpu", **HYPERPARAMETERS)
+    hyperparameters = dict(HYPERPARAMETERS)
+    hyperparameters["target_kl"] *= scale
+    hyperparameters["cg_damping"] *= scale
+    return algo("MlpPolicy", env, seed=seed, device="cpu", **hyperparameters)
 
 
 def collect(model) -> None:
@@ -63,21 +69,33 @@ def collect(model) -> None:
     model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
 
 
-def time_train(model) -> tuple[float, float]:
-    """Seconds of the whole train() and of its policy step (all but the critic epochs)."""
+def time_train(model) -> tuple[float, float, int]:
+    """Seconds of the whole train() and of its policy step (all but the critic epochs), and CG iterations."""
     collect(model)
     if isinstance(model, TRPOCritic):
         start = time.perf_counter()
         model.train()
         total = time.perf_counter() - start
-        return total, total - model.logger.name_to_value["train/critic_time"]
+        logged = model.logger.name_to_value
+        return total, total - logged["train/critic_time"], int(logged["train/cg_iterations"])
+    # sb3_contrib.TRPO: count its Hessian-vector products (CG's, plus one for its random start and
+    # one for x^T H x), and find where its critic epochs start.
+    products = []
+    original_product = model.hessian_vector_product
+
+    def counting_product(*args, **kwargs):
+        products.append(1)
+        return original_product(*args, **kwargs)
+
+    model.hessian_vector_product = counting_product
     clock = CriticClock(model.rollout_buffer)
     start = time.perf_counter()
     model.train()
     end = time.perf_counter()
     model.rollout_buffer.get = clock.original_get
+    del model.hessian_vector_product
     assert clock.critic_start is not None
-    return end - start, clock.critic_start - start
+    return end - start, clock.critic_start - start, len(products) - 2
 
 
 def main() -> None:
@@ -87,29 +105,41 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--equivalent-trust-region",
+        action="store_true",
+        help="give TRPOCritic target_kl and cg_damping times the action dimension: sb3_contrib.TRPO's KL and "
+        "Fisher are averaged over action dimensions, so both then solve the same system and take the same step",
+    )
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
     models = {"TRPOCritic": build(TRPOCritic, args.env, args.seed), "sb3_contrib.TRPO": build(TRPO, args.env, args.seed)}
-    times: dict[str, dict[str, list[float]]] = {name: {"train": [], "policy": []} for name in models}
+    if args.equivalent_trust_region:
+        action_dim = int(np.prod(models["TRPOCritic"].action_space.shape))
+        models["TRPOCritic"] = build(TRPOCritic, args.env, args.seed, scale=action_dim)
+    times: dict[str, dict[str, list[float]]] = {name: {"train": [], "policy": [], "cg": []} for name in models}
     for repetition in range(args.warmup + args.repetitions):
         for name, model in models.items():
-            total, policy = time_train(model)
+            total, policy, cg_iterations = time_train(model)
             if repetition >= args.warmup:
                 times[name]["train"].append(total)
                 times[name]["policy"].append(policy)
+                times[name]["cg"].append(cg_iterations)
 
     print(
         f"env={args.env} repetitions={args.repetitions} threads={args.threads} torch={th.__version__} "
-        f"python={platform.python_version()} cpu={platform.processor() or platform.machine()}"
+        f"python={platform.python_version()} cpu={platform.processor() or platform.machine()} "
+        f"equivalent_trust_region={args.equivalent_trust_region}"
     )
-    print(f"{'':18s} {'train() median':>15s} {'policy step median':>19s} {'critic epochs median':>21s}")
+    print(f"{'':18s} {'train() median':>15s} {'policy step median':>19s} {'critic epochs median':>21s} {'CG its':>7s}")
     medians = {}
     for name, measured in times.items():
         train, policy = statistics.median(measured["train"]), statistics.median(measured["policy"])
         critic = statistics.median(t - p for t, p in zip(measured["train"], measured["policy"], strict=True))
         medians[name] = (train, policy)
-        print(f"{name:18s} {train * 1e3:12.1f} ms {policy * 1e3:16.1f} ms {critic * 1e3:18.1f} ms")
+        cg = statistics.mean(measured["cg"])
+        print(f"{name:18s} {train * 1e3:12.1f} ms {policy * 1e3:16.1f} ms {critic * 1e3:18.1f} ms {cg:7.1f}")
     ours, theirs = medians["TRPOCritic"], medians["sb3_contrib.TRPO"]
     ratios = [o / t for o, t in zip(times["TRPOCritic"]["train"], times["sb3_contrib.TRPO"]["train"], strict=True)]
     policy_ratios = [o / t for o, t in zip(times["TRPOCritic"]["policy"], times["sb3_contrib.TRPO"]["policy"], strict=True)]
@@ -121,8 +151,6 @@ def main() -> None:
         f"ratio TRPOCritic / sb3_contrib.TRPO, policy step:   {ours[1] / theirs[1]:.3f} "
         f"(median of paired ratios {statistics.median(policy_ratios):.3f})"
     )
-    cg = models["TRPOCritic"].logger.name_to_value.get("train/cg_iterations")
-    print(f"TRPOCritic CG iterations in the last update: {cg}")
 
 
 if __name__ == "__main__":
