@@ -1,0 +1,121 @@
+"""The comparison runner on a tiny budget: result files, resume, report, Ray backend."""
+
+import json
+import os
+
+import pytest
+
+from sb3_trpo_critic.benchmarks import compare
+from sb3_trpo_critic.benchmarks.compare import RunSpec, is_finished, result_path, run_one, run_sweep, write_report
+
+TINY = dict(timesteps=2048, eval_points=2, eval_episodes=2, threads=1)
+SPECS = [RunSpec(algo, "CartPole-v1", seed, **TINY) for algo in ("trpo_critic", "ppo") for seed in (0, 1)]
+
+
+def serial_executor(calls):
+    """Runs specs in this process, recording which ones ran."""
+
+    def execute(specs):
+        for spec in specs:
+            calls.append(spec.name)
+            yield spec, run_one(spec)
+
+    return execute
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A sweep interrupted after its first two runs, then resumed."""
+    out = tmp_path_factory.mktemp("results")
+    first_calls: list[str] = []
+
+    def interrupted_executor(specs):
+        for index, item in enumerate(serial_executor(first_calls)(specs)):
+            if index == 2:
+                raise Interrupted
+            yield item
+
+    with pytest.raises(Interrupted):
+        run_sweep(SPECS, out, executor=interrupted_executor)
+    finished_first = sorted(p.name for p in out.glob("*.json"))
+    mtimes = {name: os.stat(out / name).st_mtime_ns for name in finished_first}
+    # a half-written or corrupt file is not a finished run
+    (out / f"{SPECS[3].name}.json").write_text('{"version": 1, "finished": tr')
+
+    second_calls: list[str] = []
+    summary = run_sweep(SPECS, out, executor=serial_executor(second_calls))
+    return out, first_calls, finished_first, mtimes, second_calls, summary
+
+
+def test_each_run_writes_one_finished_result_file(sweep):
+    out = sweep[0]
+    for spec in SPECS:
+        path = result_path(out, spec)
+        assert is_finished(path), path
+        result = json.loads(path.read_text())
+        assert result["algo"] == spec.algo and result["seed"] == spec.seed and result["env_id"] == "CartPole-v1"
+        assert result["timesteps"] >= 2048
+        assert result["curve"]["timesteps"][0] == 0 and result["curve"]["timesteps"][-1] == result["timesteps"]
+        assert len(result["curve"]["mean_return"]) >= 3
+        assert result["fps"] > 0 and 0 < result["train_share"] < 1
+        assert result["final_mean_return"] == result["curve"]["mean_return"][-1]
+    assert not list(out.glob("*.tmp"))
+
+
+def test_resume_skips_finished_runs(sweep):
+    out, first_calls, finished_first, mtimes, second_calls, summary = sweep
+    assert len(first_calls) == 3 and len(finished_first) == 2  # the third run was lost to the interruption
+    assert set(second_calls) == {spec.name for spec in SPECS} - {name[: -len(".json")] for name in finished_first}
+    assert summary == {"total": 4, "skipped": 2, "ran": 2, "failed": 0}
+    for name, mtime in mtimes.items():
+        assert os.stat(out / name).st_mtime_ns == mtime  # finished data never rewritten
+    # a third pass has nothing to do
+    third_calls: list[str] = []
+    assert run_sweep(SPECS, out, executor=serial_executor(third_calls))["skipped"] == 4
+    assert third_calls == []
+
+
+def test_report_has_tables_and_curves(sweep):
+    out = sweep[0]
+    report = write_report(out, out / "report")
+    text = report.read_text()
+    assert "## CartPole-v1" in text
+    assert "| trpo_critic | 2 |" in text and "| ppo | 2 |" in text
+    assert "IQM" in text and "fps" in text
+    for png in ("CartPole-v1_steps.png", "CartPole-v1_time.png"):
+        path = out / "report" / png
+        assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png})" in text
+
+
+def test_command_line_runs_and_reports(tmp_path, capsys):
+    args = ["--algos", "trpo_critic", "--envs", "Pendulum-v1", "--seeds", "1", "--timesteps", "1024"]
+    args += ["--eval-points", "1", "--eval-episodes", "1", "--out", str(tmp_path)]
+    assert compare.main(args) == 0
+    assert "1 runs done, 0 already finished, 0 failed" in capsys.readouterr().out
+    assert compare.main(args) == 0
+    assert "0 runs done, 1 already finished" in capsys.readouterr().out
+    assert compare.main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "report" / "report.md").exists()
+
+
+def test_ray_backend_writes_the_same_files(tmp_path):
+    ray = pytest.importorskip("ray")
+    spec = RunSpec("trpo_critic", "CartPole-v1", 0, **TINY)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        run_sweep([spec], tmp_path / "ray", backend="ray")
+    finally:
+        ray.shutdown()
+    run_sweep([spec], tmp_path / "local", workers=1)
+    from_ray = json.loads(result_path(tmp_path / "ray", spec).read_text())
+    local = json.loads(result_path(tmp_path / "local", spec).read_text())
+    assert from_ray.keys() == local.keys()
+    # CPU training at a fixed seed is deterministic: same evaluation curve either way
+    assert from_ray["curve"]["timesteps"] == local["curve"]["timesteps"]
+    assert from_ray["curve"]["mean_return"] == local["curve"]["mean_return"]
+    assert from_ray["hyperparameters"] == local["hyperparameters"]
