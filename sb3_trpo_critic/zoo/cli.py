@@ -1,0 +1,214 @@
+"""
+The ``sb3-trpo-critic`` command (also ``python -m sb3_trpo_critic.zoo``): rl-zoo3's scripts with TRPOCritic.
+
+``sb3-trpo-critic <script> [rl-zoo3 arguments]`` runs rl-zoo3's ``train``, ``enjoy``,
+``record_video``, ``plot_train``, ``plot_from_file`` or ``all_plots`` with ``trpo_critic``
+registered (:func:`~sb3_trpo_critic.zoo.register`) next to rl-zoo3's own algorithms. Arguments
+are passed to rl-zoo3 unchanged, with one default added: ``train --algo trpo_critic`` without
+``--conf-file`` reads this package's ``trpo_critic.yml``.
+
+User errors found before training starts (unknown environment, hyperparameter file missing,
+malformed or without an entry for the environment, invalid hyperparameter value, ...) print one
+line, ``<command> <script>: error: <message>``, and exit with status 2. Set the environment
+variable ``SB3_TRPO_CRITIC_TRACEBACK=1`` to get the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import runpy
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import yaml
+from rl_zoo3.exp_manager import ExperimentManager
+
+from sb3_trpo_critic.zoo.hyperparameters import (
+    ZooError,
+    hyperparameter_file,
+    read_hyperparameter_file,
+    select_entry,
+)
+from sb3_trpo_critic.zoo.registry import ALGO_NAME, register
+
+#: rl-zoo3's scripts this command runs: (module, function), or (module, None) for a ``__main__`` script.
+SCRIPTS: dict[str, tuple[str, str | None]] = {
+    "train": ("rl_zoo3.train", "train"),
+    "enjoy": ("rl_zoo3.enjoy", "enjoy"),
+    "record_video": ("rl_zoo3.record_video", None),
+    "plot_train": ("rl_zoo3.plots.plot_train", "plot_train"),
+    "plot_from_file": ("rl_zoo3.plots.plot_from_file", "plot_from_file"),
+    "all_plots": ("rl_zoo3.plots.all_plots", "all_plots"),
+}
+
+#: Exceptions that, raised before training starts, are reported in one line.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ZooError,
+    ValueError,
+    AssertionError,
+    FileNotFoundError,
+    yaml.YAMLError,
+    gym.error.Error,
+)
+
+TRACEBACK_VARIABLE = "SB3_TRPO_CRITIC_TRACEBACK"
+
+
+class ZooExperimentManager(ExperimentManager):
+    """
+    rl-zoo3's ``ExperimentManager`` with this package's defaults and checks.
+
+    - ``trpo_critic`` without a config file reads :data:`~sb3_trpo_critic.zoo.HYPERPARAMS_FILE`;
+    - a YAML hyperparameter file is checked first (exists, parses, has an entry for the environment),
+      raising :class:`~sb3_trpo_critic.zoo.ZooError` with a one-line message;
+    - for a ``-v5`` MuJoCo environment that falls back to ``default`` although a ``-v4`` entry
+      exists, a warning says so (rl-zoo3's choice of entry is kept);
+    - :attr:`started` records when training or the search starts: later errors are not user errors.
+    """
+
+    #: Whether training (or the hyperparameter search) has started in this process.
+    started: ClassVar[bool] = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = inspect.signature(ExperimentManager.__init__).bind(self, *args, **kwargs)
+        if bound.arguments.get("config") is None and bound.arguments.get("algo") == ALGO_NAME:
+            bound.arguments["config"] = str(hyperparameter_file(ALGO_NAME))
+        super().__init__(*bound.args[1:], **bound.kwargs)
+
+    def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Check the hyperparameter file, then read it as rl-zoo3 does."""
+        if self.config.endswith((".yml", ".yaml")):
+            env_id = self.env_name.gym_id
+            table = read_hyperparameter_file(self.config)
+            entry, _ = select_entry(table, env_id, algo=self.algo, origin=self.config)
+            if entry not in (env_id, "atari", "default"):
+                # rl-zoo3 itself would not use the -v4 entry: say what it does use.
+                zoo_entry = "atari" if self._is_atari and "atari" in table else "default"
+                if zoo_entry not in table:
+                    raise ZooError(
+                        f"{self.config} has no {env_id} entry and no 'default' entry "
+                        f"(it has {entry}: copy it to {env_id} in your own --conf-file)"
+                    )
+                print(
+                    f"warning: {self.config} has no {env_id} entry: rl-zoo3 uses its {zoo_entry!r} entry, "
+                    f"not {entry!r} (pass --conf-file with a {env_id} entry to use it)",
+                    file=sys.stderr,
+                )
+        return super().read_hyperparameters()
+
+    def learn(self, model: Any) -> None:
+        """Train, as rl-zoo3 does; errors from here on are reported with their traceback."""
+        type(self).started = True
+        super().learn(model)
+
+    def hyperparameters_optimization(self) -> None:
+        """Search, as rl-zoo3 does; errors from here on are reported with their traceback."""
+        type(self).started = True
+        super().hyperparameters_optimization()
+
+
+def _command_name() -> str:
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "__main__.py" or not argv0:
+        return "python -m sb3_trpo_critic.zoo"
+    return Path(argv0).name
+
+
+def _usage(command: str) -> str:
+    return (
+        f"usage: {command} {{{','.join(SCRIPTS)}}} [rl-zoo3 arguments ...]\n\n"
+        "Runs rl-zoo3's script with TRPOCritic registered as `trpo_critic`, next to rl-zoo3's\n"
+        "algorithms (ppo, trpo, ...). `train --algo trpo_critic` reads sb3-trpo-critic's\n"
+        "trpo_critic.yml unless --conf-file is given. `<script> --help` lists the script's arguments.\n"
+    )
+
+
+@contextlib.contextmanager
+def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    old = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = old
+
+
+def _one_line(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        message = f"{exc.strerror}: {exc.filename}"
+    return message or type(exc).__name__
+
+
+def _script(name: str) -> Callable[[], Any]:
+    module_name, function = SCRIPTS[name]
+    if function is None:
+        return lambda: runpy.run_module(module_name, run_name="__main__", alter_sys=False)
+    import importlib
+
+    module = importlib.import_module(module_name)
+    return getattr(module, function)  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run one of rl-zoo3's scripts with TRPOCritic registered.
+
+    :param argv: ``[script, *arguments]``; default: ``sys.argv[1:]``
+    :return: The exit status: 0 on success, 2 for a usage or user error
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = _command_name()
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage(command), end="", file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    script, rest = args[0], args[1:]
+    if script not in SCRIPTS:
+        print(f"{command}: error: unknown script {script!r}; choose from {', '.join(SCRIPTS)}", file=sys.stderr)
+        return 2
+
+    register()
+    ZooExperimentManager.started = False
+    try:
+        import rl_zoo3.train
+
+        with _patched(rl_zoo3.train, "ExperimentManager", ZooExperimentManager), _argv([f"{command} {script}", *rest]):
+            try:
+                _script(script)()
+            except SystemExit as exc:  # argparse (--help, bad flags) and scripts calling sys.exit
+                if exc.code is None or isinstance(exc.code, int):
+                    return exc.code or 0
+                print(exc.code, file=sys.stderr)
+                return 1
+    except ImportError as exc:
+        if ZooExperimentManager.started or os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        hint = " (the plot scripts need rl_zoo3[plots]: pip install 'sb3-trpo-critic[zoo]')" if "plot" in script else ""
+        print(f"{command} {script}: error: {_one_line(exc)}{hint}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as exc:
+        if ZooExperimentManager.started or os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        print(f"{command} {script}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point: :func:`main` on ``sys.argv``, then exit with its status."""
+    sys.exit(main())

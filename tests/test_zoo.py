@@ -1,0 +1,412 @@
+"""rl-zoo3 integration: the hyperparameter file, load_zoo_hyperparameters, the sb3-trpo-critic command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("rl_zoo3")
+pytest.importorskip("optuna")
+
+from rl_zoo3.exp_manager import ExperimentManager
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_trpo_critic import TRPOCritic
+from sb3_trpo_critic.zoo import (
+    HYPERPARAMS_FILE,
+    ZooError,
+    ZooHyperparameters,
+    hyperparameter_file,
+    load_zoo_hyperparameters,
+    register,
+)
+from sb3_trpo_critic.zoo.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOT_FILE = ROOT / "hyperparams" / "trpo_critic.yml"
+TABLE: dict = yaml.safe_load(HYPERPARAMS_FILE.read_text())
+
+REQUIRED = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "Pendulum-v1",
+    "MountainCarContinuous-v0",
+    "LunarLander-v3",
+    "LunarLanderContinuous-v3",
+    "BipedalWalker-v3",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Ant-v5",
+    "Swimmer-v5",
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
+    "Reacher-v5",
+    "Humanoid-v5",
+    "atari",
+    "default",
+]
+MUJOCO_V5 = [key for key in REQUIRED if key.endswith("-v5")]
+# The rl-zoo3 trpo.yml entry each of ours is converted from, and the action dimension (1 for Discrete).
+CONVERTED_FROM = {
+    "CartPole-v1": ("CartPole-v1", 1),
+    "Acrobot-v1": ("Acrobot-v1", 1),
+    "MountainCar-v0": ("MountainCar-v0", 1),
+    "Pendulum-v1": ("Pendulum-v1", 1),
+    "MountainCarContinuous-v0": ("MountainCarContinuous-v0", 1),
+    "LunarLander-v3": ("LunarLander-v3", 1),
+    "LunarLanderContinuous-v3": ("LunarLanderContinuous-v3", 2),
+    "BipedalWalker-v3": ("BipedalWalker-v3", 4),
+    "HalfCheetah-v5": ("HalfCheetah-v4", 6),
+    "Hopper-v5": ("Hopper-v4", 3),
+    "Walker2d-v5": ("Walker2d-v4", 6),
+    "Ant-v5": ("Ant-v4", 8),
+    "Swimmer-v5": ("Swimmer-v4", 2),
+    "Humanoid-v5": ("Humanoid-v4", 17),
+}
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def _installed(env_id: str) -> str | None:
+    """Why ``env_id`` cannot be made here, or None if it can."""
+    if env_id == "atari":
+        return None if importlib.util.find_spec("ale_py") else "no Atari (ale_py and ROMs not installed)"
+    if env_id == "default":
+        return None
+    entry_point = str(gym.spec(env_id).entry_point)
+    for marker, module in (("mujoco", "mujoco"), ("box2d", "Box2D")):
+        if marker in entry_point and importlib.util.find_spec(module) is None:
+            return f"{module} not installed"
+    return None
+
+
+# --- the hyperparameter file ---------------------------------------------------------------------
+
+
+def test_packaged_file_is_the_root_file():
+    assert HYPERPARAMS_FILE.is_file()
+    assert HYPERPARAMS_FILE.read_bytes() == ROOT_FILE.read_bytes(), (
+        "hyperparams/trpo_critic.yml and sb3_trpo_critic/hyperparams/trpo_critic.yml differ: copy one over the other"
+    )
+
+
+def test_required_entries_and_v5_normalization():
+    assert set(REQUIRED) <= set(TABLE)
+    for env_id in MUJOCO_V5:
+        assert TABLE[env_id]["normalize"] is True, env_id
+    assert TABLE["atari"]["policy"] == "CnnPolicy"
+
+
+def test_every_entry_says_whether_it_was_tuned():
+    lines = HYPERPARAMS_FILE.read_text().splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"^([A-Za-z][\w/.-]*):", line)
+        if not match:
+            continue
+        comment = []
+        for previous in reversed(lines[:index]):
+            if not previous.startswith("#"):
+                break
+            comment.insert(0, previous)
+        text = " ".join(comment)
+        assert re.search(r"starting point|tuned here", text), f"{match.group(1)}: no comment saying tuned or starting point"
+        if "tuned here" in text:
+            assert re.search(r"\d", text), f"{match.group(1)}: a tuned entry gives its score and budget"
+
+
+def test_target_kl_is_converted_to_the_full_kl():
+    zoo_trpo = yaml.safe_load(hyperparameter_file("trpo").read_text())
+    for ours, (theirs, action_dim) in CONVERTED_FROM.items():
+        contrib_target_kl = zoo_trpo[theirs].get("target_kl", 0.01)  # sb3_contrib.TRPO's default
+        assert TABLE[ours]["target_kl"] == pytest.approx(action_dim * contrib_target_kl), ours
+        if _installed(ours) is None:
+            space = gym.spec(ours).make().action_space
+            assert (space.shape[0] if isinstance(space, gym.spaces.Box) else 1) == action_dim, ours
+
+
+@pytest.mark.parametrize("key", list(TABLE))
+def test_entry_constructs_through_rl_zoo3(key, tmp_path, monkeypatch):
+    """rl-zoo3's ExperimentManager reads, preprocesses the entry and builds the model, as `train` would."""
+    reason = _installed(key)
+    if reason:
+        pytest.skip(reason)
+    env_id = {"default": "CartPole-v1", "atari": "PongNoFrameskip-v4"}.get(key, key)
+    if key == "default":
+        config = tmp_path / "default_only.yml"
+        config.write_text(yaml.safe_dump({"default": TABLE["default"]}))
+    else:
+        config = HYPERPARAMS_FILE
+    monkeypatch.chdir(tmp_path)
+    register()
+    manager = ExperimentManager(
+        argparse.Namespace(),
+        "trpo_critic",
+        env_id,
+        str(tmp_path / "logs"),
+        eval_freq=-1,
+        seed=0,
+        verbose=0,
+        device="cpu",
+        config=str(config),
+    )
+    model, saved = manager.setup_experiment()
+    try:
+        assert isinstance(model, TRPOCritic)
+        assert dict(saved) == {k: v for k, v in TABLE[key].items()}
+        assert model.target_kl == TABLE[key]["target_kl"]
+        assert model.n_envs == TABLE[key].get("n_envs", 1)
+        assert isinstance(model.get_vec_normalize_env(), VecNormalize) == bool(TABLE[key].get("normalize", False))
+        for name in ("n_steps", "batch_size", "gamma", "gae_lambda", "cg_damping", "cg_max_steps", "n_critic_updates"):
+            if name in TABLE[key]:
+                assert getattr(model, name) == TABLE[key][name], name
+        if "policy_kwargs" in TABLE[key]:
+            assert model.policy_kwargs["net_arch"] == {"pi": [256, 256], "vf": [256, 256]}
+    finally:
+        model.env.close()
+
+
+# --- load_zoo_hyperparameters ---------------------------------------------------------------------
+
+
+def test_load_trpo_critic_v5_entry():
+    hp = load_zoo_hyperparameters("trpo_critic", "HalfCheetah-v5")
+    assert isinstance(hp, ZooHyperparameters)
+    assert (hp.algo, hp.env_id, hp.entry, hp.note) == ("trpo_critic", "HalfCheetah-v5", "HalfCheetah-v5", "")
+    assert hp.source == str(HYPERPARAMS_FILE)
+    assert (hp.n_timesteps, hp.n_envs, hp.normalize, hp.policy) == (1_000_000, 2, True, "MlpPolicy")
+    assert hp.normalize_kwargs == {"gamma": 0.99}  # rl-zoo3 passes the algorithm's gamma to VecNormalize
+    assert hp.model_kwargs["target_kl"] == pytest.approx(0.24)
+    assert "policy" not in hp.model_kwargs and "n_timesteps" not in hp.model_kwargs and "normalize" not in hp.model_kwargs
+    assert callable(hp.model_kwargs["learning_rate"]) and hp.model_kwargs["learning_rate"](1.0) == pytest.approx(1e-3)
+    with pytest.raises(AttributeError):
+        hp.entry = "x"  # type: ignore[misc]
+
+
+def test_load_rl_zoo3_builtin_falls_back_to_v4_and_default():
+    hp = load_zoo_hyperparameters("trpo", "HalfCheetah-v5")
+    assert hp.entry == "HalfCheetah-v4"
+    assert hp.note == "rl-zoo3 has no HalfCheetah-v5 entry for trpo; used HalfCheetah-v4"
+    assert hp.source.endswith(os.path.join("rl_zoo3", "hyperparams", "trpo.yml"))
+    assert hp.normalize and hp.model_kwargs["target_kl"] == 0.04
+
+    hp = load_zoo_hyperparameters("ppo", "CartPole-v1")
+    assert (hp.entry, hp.note) == ("CartPole-v1", "")
+    assert callable(hp.model_kwargs["learning_rate"]) and callable(hp.model_kwargs["clip_range"])  # lin_ schedules
+    assert hp.model_kwargs["learning_rate"](0.5) == pytest.approx(0.5 * hp.model_kwargs["learning_rate"](1.0))
+
+    hp = load_zoo_hyperparameters("ppo", "InvertedPendulum-v5")  # ppo.yml has only InvertedPendulum-v2
+    assert hp.entry == "default" and hp.note == "rl-zoo3 has no InvertedPendulum-v5 entry for ppo; used default"
+    assert not hp.normalize
+
+    hp = load_zoo_hyperparameters("trpo_critic", "FrozenLake-v1")
+    assert hp.entry == "default" and "used default" in hp.note
+
+
+def test_load_evaluates_policy_kwargs_and_builds_the_model():
+    hp = load_zoo_hyperparameters("trpo_critic", "Reacher-v5")
+    assert isinstance(hp.model_kwargs["policy_kwargs"], dict)
+    assert hp.model_kwargs["policy_kwargs"]["net_arch"] == {"pi": [256, 256], "vf": [256, 256]}
+    hp = load_zoo_hyperparameters("ppo", "Pendulum-v1")
+    model = PPO(hp.policy, hp.env_id, device="cpu", **hp.model_kwargs)
+    assert model.use_sde and model.n_steps == hp.model_kwargs["n_steps"]
+
+
+def test_load_errors():
+    with pytest.raises(ZooError, match="not registered"):
+        load_zoo_hyperparameters("trpo_critic", "NoSuchEnv-v0")
+    with pytest.raises(ZooError, match="unknown algorithm"):
+        load_zoo_hyperparameters("nope", "CartPole-v1")
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def _run(*args: str, cwd: Path, script: str = "module") -> subprocess.CompletedProcess[str]:
+    if script == "module":
+        command = [sys.executable, "-m", "sb3_trpo_critic.zoo", *args]
+    else:
+        command = [str(Path(sys.executable).parent / "sb3-trpo-critic"), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "CI": "true"}
+    env.pop("DISPLAY", None)
+    return subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def _train_then_enjoy(algo: str, env_id: str, tmp_path: Path, script: str = "module") -> None:
+    common = ["--algo", algo, "--env", env_id, "-f", "logs", "--num-threads", "1"]
+    _ok(_run("train", *common, "-n", "2048", "--eval-freq", "-1", "--seed", "1", cwd=tmp_path, script=script))
+    run_folder = tmp_path / "logs" / algo / f"{env_id}_1"
+    assert (run_folder / f"{env_id}.zip").is_file()
+    config = yaml.load((run_folder / env_id / "config.yml").read_text(), Loader=yaml.UnsafeLoader)  # an OrderedDict
+    if algo == "trpo_critic":
+        assert dict(config) == TABLE[env_id]  # our file is the default
+    out = _ok(_run("enjoy", *common, "--no-render", "-n", "400", "--deterministic", cwd=tmp_path, script=script))
+    rewards = [float(r) for r in re.findall(r"Episode Reward: (-?[\d.]+)", out)]
+    assert rewards and all(np.isfinite(rewards)), out[-2000:]
+
+
+def test_train_and_enjoy_cartpole(tmp_path):
+    _train_then_enjoy("trpo_critic", "CartPole-v1", tmp_path, script="console")
+
+
+def test_train_and_enjoy_pendulum(tmp_path):
+    _train_then_enjoy("trpo_critic", "Pendulum-v1", tmp_path)
+
+
+def test_train_and_enjoy_ppo(tmp_path):
+    _train_then_enjoy("ppo", "CartPole-v1", tmp_path)
+
+
+def test_optimize_with_sqlite_then_train_from_a_trial(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search = ["--algo", "trpo_critic", "--env", "Pendulum-v1", "-f", "logs", "--num-threads", "1", "--seed", "3"]
+    out = _ok(
+        _run(
+            "train",
+            *search,
+            "-optimize",
+            "--n-trials",
+            "2",
+            "--n-startup-trials",
+            "1",
+            "--n-evaluations",
+            "1",
+            "--eval-episodes",
+            "1",
+            "-n",
+            "1024",
+            "--storage",
+            storage,
+            "--study-name",
+            "pendulum",
+            "--no-optim-plots",
+            "--pruner",
+            "none",  # with 2 trials, the median pruner may prune the second: keep both complete
+            "--optimization-log-path",
+            "trials",
+            cwd=tmp_path,
+        )
+    )
+    assert "Number of finished trials:  2" in out
+    study = optuna.load_study(study_name="pendulum", storage=storage)
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert {"target_kl", "cg_damping", "cg_max_steps", "n_critic_updates", "net_arch"} <= set(study.trials[0].params)
+    # Reload trial 1 (rl-zoo3 ignores --trial-id 0) through the converter and train with it.
+    out = _ok(
+        _run(
+            "train",
+            *search,
+            "--storage",
+            storage,
+            "--study-name",
+            "pendulum",
+            "--trial-id",
+            "1",
+            "-n",
+            "256",
+            "--eval-freq",
+            "-1",
+            cwd=tmp_path,
+        )
+    )
+    assert "Loading from Optuna study" in out
+    (config_file,) = (tmp_path / "logs" / "trpo_critic").glob("Pendulum-v1_*/Pendulum-v1/config.yml")
+    config = yaml.load(config_file.read_text(), Loader=yaml.UnsafeLoader)
+    assert config["target_kl"] == pytest.approx(study.trials[1].params["target_kl"])
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unknown_env", r"NoSuchEnv-v0 not found in gym registry"),
+        ("missing_entry", r"has no CartPole-v1 entry for trpo_critic and no 'default' entry"),
+        ("malformed_yaml", r"malformed YAML in .*bad\.yml at line \d+, column \d+"),
+        ("missing_file", r"hyperparameter file not found: .*absent\.yml"),
+        ("bad_value", r"target_kl must be a finite number > 0, got -1"),
+        ("unknown_script", r"unknown script 'trian'"),
+    ],
+)
+def test_bad_input_gives_one_error_line(case, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other.yml").write_text("Pendulum-v1:\n  n_timesteps: 1000\n  policy: MlpPolicy\n")
+    (tmp_path / "bad.yml").write_text("CartPole-v1:\n  n_timesteps: [1000\n  policy: MlpPolicy\n")
+    base = ["train", "--algo", "trpo_critic", "-f", str(tmp_path / "logs"), "--eval-freq", "-1", "-n", "64"]
+    argv = {
+        "unknown_env": [*base, "--env", "NoSuchEnv-v0"],
+        "missing_entry": [*base, "--env", "CartPole-v1", "--conf-file", "other.yml"],
+        "malformed_yaml": [*base, "--env", "CartPole-v1", "-conf", "bad.yml"],
+        "missing_file": [*base, "--env", "CartPole-v1", "--conf-file", "absent.yml"],
+        "bad_value": [*base, "--env", "CartPole-v1", "-params", "target_kl:-1"],
+        "unknown_script": ["trian", "--env", "CartPole-v1"],
+    }[case]
+    assert main(argv) == 2
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err_lines) == 1, err_lines
+    assert re.search(expected, err_lines[0]), err_lines[0]
+
+
+def test_bad_input_in_a_fresh_process_has_no_traceback(tmp_path):
+    result = _run("train", "--algo", "trpo_critic", "--env", "CartPole-v9", cwd=tmp_path)
+    assert result.returncode == 2
+    assert TRACEBACK not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "python -m sb3_trpo_critic.zoo train: error: CartPole-v9 not found in gym registry, you maybe meant CartPole-v1?"
+    ]
+
+
+def test_usage_and_builtin_algos(capsys):
+    assert main(["--help"]) == 0
+    assert "train" in capsys.readouterr().out
+    assert main(["train", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for algo in ("trpo_critic", "ppo", "trpo", "sac"):
+        assert algo in help_text
+    assert main([]) == 2
+
+
+def test_wheel_ships_the_hyperparameter_file(tmp_path):
+    """A plain `pip install` gets the hyperparameter file and the command, not only a checkout."""
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "sb3_trpo_critic", source / "sb3_trpo_critic", ignore=ignore)
+    # Without setuptools in this environment (Python >= 3.12 venvs), pip builds in isolation (from PyPI).
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(tmp_path), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("sb3_trpo_critic-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        assert "sb3_trpo_critic/hyperparams/trpo_critic.yml" in names
+        assert "sb3_trpo_critic/zoo/__main__.py" in names
+        assert archive.read("sb3_trpo_critic/hyperparams/trpo_critic.yml") == ROOT_FILE.read_bytes()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "sb3-trpo-critic = sb3_trpo_critic.zoo.cli:run" in archive.read(entry_points).decode()
