@@ -410,3 +410,23 @@ def test_wheel_ships_the_hyperparameter_file(tmp_path):
         assert archive.read("sb3_trpo_critic/hyperparams/trpo_critic.yml") == ROOT_FILE.read_bytes()
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "sb3-trpo-critic = sb3_trpo_critic.zoo.cli:run" in archive.read(entry_points).decode()
+
+
+def test_experiment_manager_defaults_and_v5_warning(tmp_path, capsys):
+    from sb3_trpo_critic.zoo.cli import ZooExperimentManager
+
+    ours = ZooExperimentManager(argparse.Namespace(), "trpo_critic", "Hopper-v5", str(tmp_path), verbose=0)
+    assert ours.config == str(HYPERPARAMS_FILE)
+    hyperparams, _ = ours.read_hyperparameters()
+    assert hyperparams["normalize"] is True and hyperparams["target_kl"] == pytest.approx(0.03)
+    custom = ZooExperimentManager(argparse.Namespace(), "trpo_critic", "Hopper-v5", str(tmp_path), config="my.yml")
+    assert custom.config == "my.yml"
+    assert "warning" not in capsys.readouterr().err
+
+    # rl-zoo3's choice of entry is kept for its own algorithms, but the silent fallback is reported.
+    ppo = ZooExperimentManager(argparse.Namespace(), "ppo", "Hopper-v5", str(tmp_path), verbose=0)
+    assert ppo.config == str(hyperparameter_file("ppo"))
+    hyperparams, _ = ppo.read_hyperparameters()
+    assert "normalize" not in hyperparams  # rl-zoo3's `default` entry
+    err = capsys.readouterr().err
+    assert "has no Hopper-v5 entry: rl-zoo3 uses its 'default' entry, not 'Hopper-v4'" in err
