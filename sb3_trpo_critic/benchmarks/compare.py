@@ -116,13 +116,16 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     register()
     zoo = load_zoo_hyperparameters(spec.algo, spec.env_id)
     timesteps = spec.timesteps or zoo.n_timesteps
-    env_options = dict(wrapper_class=zoo.env_wrapper, env_kwargs=zoo.env_kwargs)
-    env = make_vec_env(spec.env_id, n_envs=zoo.n_envs, seed=spec.seed, **env_options)
-    eval_env = make_vec_env(spec.env_id, n_envs=1, seed=spec.seed + 10_000, **env_options)
+    env: Any = make_vec_env(
+        spec.env_id, n_envs=zoo.n_envs, seed=spec.seed, wrapper_class=zoo.env_wrapper, env_kwargs=zoo.env_kwargs
+    )
+    eval_env: Any = make_vec_env(
+        spec.env_id, n_envs=1, seed=spec.seed + 10_000, wrapper_class=zoo.env_wrapper, env_kwargs=zoo.env_kwargs
+    )
     if zoo.normalize:
         env = VecNormalize(env, **zoo.normalize_kwargs)
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False, **_without(zoo.normalize_kwargs, "norm_reward"))
-    model = ALGOS[spec.algo](zoo.policy, env, seed=spec.seed, verbose=0, **zoo.model_kwargs)
+    model: Any = ALGOS[spec.algo](zoo.policy, env, seed=spec.seed, verbose=0, **zoo.model_kwargs)
 
     # Time spent in train(), by wrapping the bound method.
     train_seconds = [0.0]
@@ -133,7 +136,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         original_train()
         train_seconds[0] += time.perf_counter() - start
 
-    model.train = timed_train  # type: ignore[method-assign]
+    model.train = timed_train
 
     curve = Curve()
     eval_every = max(timesteps // spec.eval_points, 1)
@@ -143,6 +146,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         start = time.perf_counter()
         sync_envs_normalization(env, eval_env)
         mean, std = evaluate_policy(model, eval_env, n_eval_episodes=spec.eval_episodes, deterministic=True)
+        assert isinstance(mean, float) and isinstance(std, float)
         clock["eval"] += time.perf_counter() - start
         curve.timesteps.append(int(num_timesteps))
         curve.wall_clock.append(time.perf_counter() - clock["start"] - clock["eval"])  # training time only
