@@ -342,7 +342,7 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
     lines = [
         "# TRPOCritic vs PPO vs sb3_contrib.TRPO",
         "",
-        f"{len(results)} runs from `{results_folder}`. Final return: deterministic evaluation "
+        f"{len(results)} runs from `{results_folder.name}/`. Final return: deterministic evaluation "
         "(VecNormalize statistics synced) at the end of training, "
         f"{results[0]['eval_episodes']} episodes per run; mean ± std over seeds, and the interquartile mean "
         "(IQM) with its 95% stratified-bootstrap confidence interval (rliable). fps: env steps per second of "
