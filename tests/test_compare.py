@@ -119,3 +119,34 @@ def test_ray_backend_writes_the_same_files(tmp_path):
     assert from_ray["curve"]["timesteps"] == local["curve"]["timesteps"]
     assert from_ray["curve"]["mean_return"] == local["curve"]["mean_return"]
     assert from_ray["hyperparameters"] == local["hyperparameters"]
+
+
+def test_parse_hyperparams():
+    assert compare.parse_hyperparams(["n_envs:8", "learning_rate:1e-3", "normalize:True"]) == (
+        ("n_envs", 8),
+        ("learning_rate", 0.001),
+        ("normalize", True),
+    )
+    # not a literal: kept as written, for rl-zoo3's preprocessing to evaluate as in the file
+    assert compare.parse_hyperparams(["policy_kwargs:dict(net_arch=[32])"]) == (("policy_kwargs", "dict(net_arch=[32])"),)
+    with pytest.raises(ValueError, match="KEY:VALUE"):
+        compare.parse_hyperparams(["n_envs=8"])
+
+
+def test_hyperparams_override_the_zoo_entry_in_runs_of_their_own(tmp_path, capsys):
+    args = ["--algos", "trpo_critic", "--envs", "CartPole-v1", "--seeds", "1", "--timesteps", "512"]
+    args += ["--eval-points", "1", "--eval-episodes", "1", "--out", str(tmp_path)]
+    overrides = ["--hyperparams", "n_envs:4", "n_steps:64", "policy_kwargs:dict(net_arch=[16])"]
+    assert compare.main([*args, *overrides]) == 0
+    assert compare.main(args) == 0
+    plain_file = tmp_path / "trpo_critic__CartPole-v1__seed0.json"
+    (changed_file,) = tmp_path.glob("trpo_critic__CartPole-v1__seed0__hp*.json")
+    assert sorted(tmp_path.glob("*.json")) == sorted([plain_file, changed_file])
+    changed = json.loads(changed_file.read_text())
+    assert changed["hyperparameters"]["n_envs"] == 4 and changed["hyperparameters"]["n_steps"] == 64
+    assert changed["hyperparameters"]["policy_kwargs"] == {"net_arch": [16]}
+    assert changed["hyperparams_overrides"] == {"n_envs": 4, "n_steps": 64, "policy_kwargs": "dict(net_arch=[16])"}
+    plain = json.loads(plain_file.read_text())
+    assert plain["hyperparameters"]["n_envs"] == 2 and plain["hyperparams_overrides"] == {}
+    assert compare.main(["report", str(tmp_path)]) == 0
+    assert "entry changed by {'n_envs': 4" in (tmp_path / "report" / "report.md").read_text()

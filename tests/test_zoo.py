@@ -227,6 +227,14 @@ def test_load_evaluates_policy_kwargs_and_builds_the_model():
     assert model.use_sde and model.n_steps == hp.model_kwargs["n_steps"]
 
 
+def test_load_with_overrides_preprocesses_them_like_the_file():
+    hp = load_zoo_hyperparameters("trpo_critic", "Hopper-v5", {"n_envs": 4, "policy_kwargs": "dict(log_std_init=-1)"})
+    assert hp.n_envs == 4 and hp.raw["n_envs"] == 4
+    assert hp.model_kwargs["policy_kwargs"] == {"log_std_init": -1}
+    assert hp.model_kwargs["target_kl"] == TABLE["Hopper-v5"]["target_kl"]  # the rest of the entry is kept
+    assert "policy_kwargs" not in load_zoo_hyperparameters("trpo_critic", "Hopper-v5").model_kwargs
+
+
 def test_load_errors():
     with pytest.raises(ZooError, match="not registered"):
         load_zoo_hyperparameters("trpo_critic", "NoSuchEnv-v0")

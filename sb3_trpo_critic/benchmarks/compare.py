@@ -5,13 +5,16 @@ when the sweep is run again)::
 
     python -m sb3_trpo_critic.benchmarks.compare --algos trpo_critic ppo trpo \\
         --envs Pendulum-v1 HalfCheetah-v5 --seeds 5 [--timesteps N] [--workers K] \\
-        [--backend local|ray] [--address ADDRESS] --out results/
+        [--backend local|ray] [--address ADDRESS] [--hyperparams KEY:VALUE ...] --out results/
 
 Each run trains with that algo's rl-zoo3 hyperparameters (``trpo_critic`` from this package's
 ``trpo_critic.yml``, the others from rl-zoo3's files; a ``-v5`` MuJoCo env without a zoo entry uses
 the ``-v4`` entry, recorded in the result), evaluates periodically on a separate env
 (deterministic, VecNormalize statistics synced), and records env steps, wall-clock, fps, the
-share of time spent in ``train()``, and the evaluation returns.
+share of time spent in ``train()``, and the evaluation returns. ``--hyperparams`` replaces keys of
+every run's zoo entry, written as in the hyperparameter file (``n_envs:8
+policy_kwargs:"dict(log_std_init=-1)"``), as rl-zoo3's ``--hyperparams`` does; such runs get a suffix
+in their name, so they never mix with runs of the unchanged entries.
 
 Write the report (Markdown, tables and learning-curve PNGs)::
 
@@ -21,6 +24,8 @@ Write the report (Markdown, tables and learning-curve PNGs)::
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import json
 import math
 import os
@@ -50,10 +55,32 @@ class RunSpec:
     eval_points: int = 20
     eval_episodes: int = 10
     threads: int = 1
+    #: (key, value) pairs that replace keys of the zoo entry (see :func:`parse_hyperparams`)
+    hyperparams: tuple[tuple[str, Any], ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{self.algo}__{self.env_id}__seed{self.seed}"
+        name = f"{self.algo}__{self.env_id}__seed{self.seed}"
+        if self.hyperparams:
+            digest = hashlib.sha1(repr(sorted(self.hyperparams)).encode()).hexdigest()[:8]
+            name += f"__hp{digest}"
+        return name
+
+
+def parse_hyperparams(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """``KEY:VALUE`` strings to (key, value) pairs: a Python literal (``8``, ``1e-3``, ``True``) or else the string
+    itself, which rl-zoo3's preprocessing evaluates where the file's entries are evaluated (``policy_kwargs``)."""
+    pairs = []
+    for item in items:
+        key, separator, text = item.partition(":")
+        if not separator or not key:
+            raise ValueError(f"--hyperparams takes KEY:VALUE, got {item!r}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        pairs.append((key, value))
+    return tuple(pairs)
 
 
 @dataclass
@@ -114,7 +141,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
 
     th.set_num_threads(spec.threads)
     register()
-    zoo = load_zoo_hyperparameters(spec.algo, spec.env_id)
+    zoo = load_zoo_hyperparameters(spec.algo, spec.env_id, dict(spec.hyperparams))
     timesteps = spec.timesteps or zoo.n_timesteps
     env: Any = make_vec_env(
         spec.env_id, n_envs=zoo.n_envs, seed=spec.seed, wrapper_class=zoo.env_wrapper, env_kwargs=zoo.env_kwargs
@@ -181,6 +208,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "zoo_entry": zoo.entry,
         "zoo_source": zoo.source,
         "zoo_note": zoo.note,
+        "hyperparams_overrides": _describe(dict(spec.hyperparams)),
         "hyperparameters": _describe(
             {"policy": zoo.policy, "n_envs": zoo.n_envs, "normalize": zoo.normalize, **zoo.model_kwargs}
         ),
@@ -376,6 +404,11 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
             )
             normalized[algo].append((final - low) / (high - low) if high > low else np.ones_like(final))
             notes.update(f"{algo} on {env_id}: {run['zoo_note']}" for run in runs[algo] if run.get("zoo_note"))
+            notes.update(
+                f"{algo} on {env_id}: entry changed by {run['hyperparams_overrides']}"
+                for run in runs[algo]
+                if run.get("hyperparams_overrides")
+            )
         lines.append("")
         for x_key, suffix in (("timesteps", "steps"), ("wall_clock", "time")):
             png = f"{env_id}_{suffix}.png"
@@ -414,7 +447,7 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
 
 def build_specs(args: argparse.Namespace) -> list[RunSpec]:
     return [
-        RunSpec(algo, env_id, seed, args.timesteps, args.eval_points, args.eval_episodes, args.threads)
+        RunSpec(algo, env_id, seed, args.timesteps, args.eval_points, args.eval_episodes, args.threads, args.hyperparams)
         for env_id in args.envs
         for algo in args.algos
         for seed in range(args.seed_offset, args.seed_offset + args.seeds)
@@ -447,8 +480,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run; default: cores / workers")
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    parser.add_argument(
+        "--hyperparams",
+        nargs="+",
+        default=[],
+        metavar="KEY:VALUE",
+        help='replace keys of every run\'s zoo entry, e.g. n_envs:8 policy_kwargs:"dict(log_std_init=-1)"',
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    try:
+        args.hyperparams = parse_hyperparams(args.hyperparams)
+    except ValueError as error:
+        parser.error(str(error))
     if args.threads is None:
         args.threads = max(1, (os.cpu_count() or 1) // max(args.workers, 1))
     for name in ("seeds", "workers", "eval_points", "eval_episodes", "threads"):

@@ -177,7 +177,7 @@ def select_entry(table: Mapping[str, Any], env_id: str, *, algo: str, origin: st
     raise ZooError(f"{origin} has no {env_id} entry for {algo} and no 'default' entry")
 
 
-def load_zoo_hyperparameters(algo: str, env_id: str) -> ZooHyperparameters:
+def load_zoo_hyperparameters(algo: str, env_id: str, overrides: Mapping[str, Any] | None = None) -> ZooHyperparameters:
     """
     The hyperparameters rl-zoo3 would train ``algo`` on ``env_id`` with, preprocessed by rl-zoo3's own code.
 
@@ -192,6 +192,9 @@ def load_zoo_hyperparameters(algo: str, env_id: str) -> ZooHyperparameters:
 
     :param algo: rl-zoo3's name of the algorithm
     :param env_id: A Gymnasium environment id (it must be registered)
+    :param overrides: Keys that replace or add to the entry before preprocessing, written as in the
+        file (``{"n_envs": 8, "policy_kwargs": "dict(log_std_init=-1)"}``), like rl-zoo3's
+        ``--hyperparams``; ``raw`` is the entry after them
     :return: The preprocessed hyperparameters
     :raises ZooError: for an unknown algorithm or environment, or a file without a matching entry
     """
@@ -204,6 +207,7 @@ def load_zoo_hyperparameters(algo: str, env_id: str) -> ZooHyperparameters:
     origin = "sb3-trpo-critic" if algo == ALGO_NAME else "rl-zoo3"
     entry, note = select_entry(table, env_id, algo=algo, origin=origin)
     raw = copy.deepcopy(table[entry])
+    raw.update(copy.deepcopy(dict(overrides or {})))
     if "policy" not in raw or "n_timesteps" not in raw:
         raise ZooError(f"entry {entry!r} of {source} needs 'policy' and 'n_timesteps'")
 
