@@ -371,8 +371,8 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
         "# TRPOCritic vs PPO vs sb3_contrib.TRPO",
         "",
         f"{len(results)} runs from `{results_folder.name}/`. Final return: deterministic evaluation "
-        "(VecNormalize statistics synced) at the end of training, "
-        f"{results[0]['eval_episodes']} episodes per run; mean ± std over seeds, and the interquartile mean "
+        "(VecNormalize statistics synced) at the end of training, over the episodes given per env; "
+        "mean ± std over seeds, and the interquartile mean "
         "(IQM) with its 95% stratified-bootstrap confidence interval (rliable). fps: env steps per second of "
         "training wall-clock (evaluation excluded); train share: fraction of that time spent in `train()`.",
         "",
@@ -384,7 +384,8 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
         lines += [
             f"## {env_id}",
             "",
-            f"Budget: {', '.join(f'{b:,}' for b in budgets)} env steps.",
+            f"Budget: {', '.join(f'{b:,}' for b in budgets)} env steps. Evaluation episodes per run: "
+            f"{', '.join(str(n) for n in sorted({run['eval_episodes'] for rs in runs.values() for run in rs}))}.",
             "",
             "| algo | seeds | final return (mean ± std) | IQM [95% CI] | fps | train share |",
             "|---|---|---|---|---|---|",
