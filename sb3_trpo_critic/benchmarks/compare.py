@@ -380,12 +380,14 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
     normalized: dict[str, list[np.ndarray]] = {algo: [] for algo in algos}
     notes: set[str] = set()
     for env_id, runs in sorted(by_env.items()):
-        budgets = sorted({run["timesteps"] for algo_runs in runs.values() for run in algo_runs})
+        env_runs = [run for algo_runs in runs.values() for run in algo_runs]
+        budgets = sorted({run["timesteps"] for run in env_runs})
+        episodes = sorted({run["eval_episodes"] for run in env_runs})
         lines += [
             f"## {env_id}",
             "",
             f"Budget: {', '.join(f'{b:,}' for b in budgets)} env steps. Evaluation episodes per run: "
-            f"{', '.join(str(n) for n in sorted({run['eval_episodes'] for rs in runs.values() for run in rs}))}.",
+            f"{', '.join(str(n) for n in episodes)}.",
             "",
             "| algo | seeds | final return (mean ± std) | IQM [95% CI] | fps | train share |",
             "|---|---|---|---|---|---|",
@@ -404,12 +406,11 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
                 f"| {fps:.0f} | {share:.2f} |"
             )
             normalized[algo].append((final - low) / (high - low) if high > low else np.ones_like(final))
-            notes.update(f"{algo} on {env_id}: {run['zoo_note']}" for run in runs[algo] if run.get("zoo_note"))
-            notes.update(
-                f"{algo} on {env_id}: entry changed by {run['hyperparams_overrides']}"
-                for run in runs[algo]
-                if run.get("hyperparams_overrides")
-            )
+            for run in runs[algo]:
+                if run.get("zoo_note"):
+                    notes.add(f"{algo} on {env_id}: {run['zoo_note']}")
+                if run.get("hyperparams_overrides"):
+                    notes.add(f"{algo} on {env_id}: entry changed by {run['hyperparams_overrides']}")
         lines.append("")
         for x_key, suffix in (("timesteps", "steps"), ("wall_clock", "time")):
             png = f"{env_id}_{suffix}.png"
