@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> float:
         log_std_init=-0.5,
     )
 
-    # A shared feature extractor would be moved by the critic's regression: refused.
-    try:
-        TRPOCritic("MlpPolicy", env, policy_kwargs={**policy_kwargs, "share_features_extractor": True})
-    except ValueError as error:
-        print(f"shared extractor refused: {str(error)[:80]}...")
+    # A shared feature extractor belongs to the actor: the trust region bounds it, the critic never trains it.
+    shared = TRPOCritic("MlpPolicy", env, policy_kwargs={**policy_kwargs, "share_features_extractor": True})
+    extractor = {id(p) for p in shared.policy.features_extractor.parameters()}
+    assert extractor <= {id(p) for p in shared._actor_params}
+    print(f"shared extractor: its {len(extractor)} parameter tensors belong to the actor")
 
     model = TRPOCritic("MlpPolicy", env, n_steps=1024, gamma=0.9, policy_kwargs=policy_kwargs, seed=args.seed)
     # The split TRPOCritic uses: which parameters the action distribution and the value depend on.

@@ -11,17 +11,14 @@ loads the saved policy's weights into it and continues training.
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from gymnasium import spaces
 from sb3_contrib import TRPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_trpo_critic import TRPOCritic
+from sb3_trpo_critic import TRPOCritic, from_sb3_contrib
 
 #: rl-zoo3's trpo.yml entry for HalfCheetah (with normalize: true and n_envs: 2)
 ZOO_HALFCHEETAH = dict(
@@ -37,55 +34,26 @@ ZOO_HALFCHEETAH = dict(
     target_kl=0.04,
 )
 
-#: sb3_contrib.TRPO's defaults of the two translated hyperparameters (TRPOCritic has the same)
-CONTRIB_DEFAULTS = dict(target_kl=0.01, cg_damping=0.1)
-
-
-def kl_dimensions(action_space: spaces.Space) -> int:
-    """How many dimensions sb3_contrib.TRPO averages its KL over: d for Box and MultiBinary, else 1."""
-    if isinstance(action_space, (spaces.Box, spaces.MultiBinary)):
-        return int(np.prod(action_space.shape))
-    return 1
-
-
-def translate_hyperparameters(
-    hyperparameters: dict[str, Any], action_space: spaces.Space, same_step: bool = False
-) -> dict[str, Any]:
-    """
-    TRPOCritic hyperparameters equivalent to ``sb3_contrib.TRPO(**hyperparameters)``.
-
-    ``same_step=False``: the same trust region (``target_kl`` times d).
-    ``same_step=True``: also ``cg_damping`` times d, so that both solve the same linear system and
-    take the same step (TRPOCritic's Fisher is d times sb3_contrib's).
-    """
-    d = kl_dimensions(action_space)
-    translated = dict(hyperparameters)
-    translated["target_kl"] = d * hyperparameters.get("target_kl", CONTRIB_DEFAULTS["target_kl"])
-    if same_step:
-        translated["cg_damping"] = d * hyperparameters.get("cg_damping", CONTRIB_DEFAULTS["cg_damping"])
-    return translated
-
-
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--timesteps", type=int, default=20_000, help="steps of each of the two trainings")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-episodes", type=int, default=3)
-    parser.add_argument("--same-step", action="store_true", help="scale cg_damping too (see translate_hyperparameters)")
+    parser.add_argument("--same-step", action="store_true", help="scale cg_damping too (see from_sb3_contrib)")
     args = parser.parse_args(argv)
 
     env = VecNormalize(make_vec_env(args.env, n_envs=2, seed=args.seed))
     contrib = TRPO("MlpPolicy", env, seed=args.seed, **ZOO_HALFCHEETAH)
     contrib.learn(total_timesteps=args.timesteps)
 
-    hyperparameters = translate_hyperparameters(ZOO_HALFCHEETAH, env.action_space, same_step=args.same_step)
+    hyperparameters = from_sb3_contrib(ZOO_HALFCHEETAH, env.action_space, same_step=args.same_step)
     print(f"sb3_contrib.TRPO: target_kl={ZOO_HALFCHEETAH['target_kl']}, cg_damping={ZOO_HALFCHEETAH['cg_damping']}")
     print(f"TRPOCritic:       target_kl={hyperparameters['target_kl']:g}, cg_damping={hyperparameters['cg_damping']:g}")
 
     with tempfile.TemporaryDirectory() as folder:
         contrib.save(Path(folder) / "contrib_trpo")
-        # TRPOCritic.load() cannot read an sb3_contrib.TRPO file (its optimizer covers all parameters,
+        # TRPOCritic.load() refuses an sb3_contrib.TRPO file (its optimizer covers all parameters,
         # TRPOCritic's only the critic's), but the policy's weights are compatible: same networks.
         _, params, _ = load_from_zip_file(Path(folder) / "contrib_trpo")
     assert params is not None

@@ -1,8 +1,9 @@
 """sb3-trpo-critic: Trust Region Policy Optimization with a separately regressed critic, for Stable-Baselines3."""
 
 from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
+from sb3_trpo_critic.translate import from_sb3_contrib
 from sb3_trpo_critic.trpo_critic import TRPOCritic
 
 __version__ = "0.1.0"
 
-__all__ = ["CnnPolicy", "MlpPolicy", "MultiInputPolicy", "TRPOCritic", "__version__"]
+__all__ = ["CnnPolicy", "MlpPolicy", "MultiInputPolicy", "TRPOCritic", "__version__", "from_sb3_contrib"]

@@ -2,9 +2,10 @@
 
 The policies are SB3's actor-critic policies, with one difference in their defaults:
 ``share_features_extractor=False``, so that image and Dict observations get one feature
-extractor for the actor and another for the critic. TRPO bounds how far the *actor* moves;
-the critic is fit by SGD, and a parameter shared by both would let the critic's regression
-move the policy outside the trust region.
+extractor for the actor and another for the critic. A shared extractor
+(``share_features_extractor=True``, as ``sb3_contrib.TRPO`` allows) is accepted too: its
+parameters belong to the actor, whose moves the trust region bounds, and the critic's regression
+never changes them (it trains only the value head and layers of its own).
 """
 
 from __future__ import annotations
@@ -54,12 +55,13 @@ def split_actor_critic_parameters(policy: ActorCriticPolicy) -> tuple[list[th.nn
     """
     Split a policy's trainable parameters into the actor's and the critic's, by the structure
     of its computation graph: a parameter belongs to the actor when the action distribution
-    depends on it, to the critic when the value depends on it. This holds for custom policies
-    and feature extractors too, whatever their parameter names.
+    depends on it (whether the value depends on it too or not: shared layers belong to the actor,
+    whose moves the trust region bounds), and to the critic when only the value depends on it.
+    This holds for custom policies and feature extractors too, whatever their parameter names.
 
     :param policy: an actor-critic policy
     :return: ``(actor_params, critic_params)``, each in ``policy.parameters()`` order
-    :raises ValueError: when a parameter is used by both, or by neither
+    :raises ValueError: when a parameter is used by neither, or when the value has no parameter of its own
     """
     params = [p for p in policy.parameters() if p.requires_grad]
     observation_space = policy.observation_space
@@ -82,24 +84,16 @@ def split_actor_critic_parameters(policy: ActorCriticPolicy) -> tuple[list[th.nn
         policy.set_training_mode(was_training)
 
     names = {p: name for name, p in policy.named_parameters()}
-    actor_params, critic_params, shared, unused = [], [], [], []
+    actor_params: list[th.nn.Parameter] = []
+    critic_params: list[th.nn.Parameter] = []
+    unused: list[str] = []
     for param, actor_grad, critic_grad in zip(params, actor_grads, critic_grads, strict=True):
-        in_actor, in_critic = actor_grad is not None, critic_grad is not None
-        if in_actor and in_critic:
-            shared.append(names[param])
-        elif in_actor:
+        if actor_grad is not None:
             actor_params.append(param)
-        elif in_critic:
+        elif critic_grad is not None:
             critic_params.append(param)
         else:
             unused.append(names[param])
-    if shared:
-        raise ValueError(
-            "TRPOCritic needs an actor and a critic that share no trainable parameter (the trust "
-            f"region bounds the actor, the critic is fit by SGD), but {shared} are used by both. "
-            "Use policy_kwargs=dict(share_features_extractor=False) (the default of TRPOCritic's "
-            "policies), or a custom network without shared layers."
-        )
     if unused:
         raise ValueError(
             f"Parameters {unused} influence neither the action distribution nor the value: "
@@ -108,5 +102,8 @@ def split_actor_critic_parameters(policy: ActorCriticPolicy) -> tuple[list[th.nn
     if not actor_params:
         raise ValueError("The policy's action distribution depends on no trainable parameter.")
     if not critic_params:
-        raise ValueError("The policy's value function depends on no trainable parameter.")
+        raise ValueError(
+            "The policy's value function depends on no trainable parameter of its own (every parameter it uses "
+            "belongs to the actor, which the critic's regression does not train)."
+        )
     return actor_params, critic_params

@@ -2,36 +2,84 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import io
 import math
+import pathlib
 import time
-from typing import Any, ClassVar, TypeVar
+import warnings
+from collections.abc import Iterator
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
+from sb3_trpo_critic.guards import NonFiniteRolloutCheck, check_save_file
 from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, split_actor_critic_parameters
 from sb3_trpo_critic.trust_region import (
+    backtracking_line_search,
     conjugate_gradient,
     flat_concat,
     full_kl,
     make_fisher_vector_product,
     trust_region_step_size,
-    unflatten_like,
 )
 
 SelfTRPOCritic = TypeVar("SelfTRPOCritic", bound="TRPOCritic")
 
 #: Action spaces with an exact Fisher metric (see :mod:`sb3_trpo_critic.trust_region`).
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+#: Rejections caused by non-finite numbers or a broken linear system, not by the line search.
+NUMERICAL_REJECTIONS = frozenset({"nonfinite_gradient", "cg_breakdown", "degenerate_step"})
+#: After this many consecutive policy steps rejected for the same numerical reason, warn (RuntimeWarning).
+NUMERICAL_REJECTION_WARNING_STREAK = 3
+
+
+class PolicyStepResult(NamedTuple):
+    """What one policy step did (:meth:`TRPOCritic._policy_step`)."""
+
+    #: ``accepted``, or why the step was rejected: ``nonfinite_gradient``, ``cg_breakdown``,
+    #: ``degenerate_step`` or ``line_search_failed``
+    outcome: str
+    #: the surrogate :math:`L(\\theta_{old})`
+    surrogate: float
+    #: mean entropy of the policy at :math:`\\theta_{old}`
+    entropy: float
+    #: mean standard deviation of a Gaussian policy at :math:`\\theta_{old}` (``None`` for others)
+    std: float | None
+    cg_iterations: int = 0
+    cg_residual: float = float("nan")
+    #: :math:`g^\\top \\beta x`
+    expected_improvement: float = 0.0
+    line_search_steps: int = 0
+    #: :math:`L(\\theta_{new}) - L(\\theta_{old})` of the accepted step (0 if rejected)
+    improvement: float = 0.0
+    #: mean full KL of the accepted step (0 if rejected)
+    kl: float = 0.0
+    #: Euclidean norm of the accepted step (0 if rejected)
+    step_norm: float = 0.0
+
+
+class CriticFitResult(NamedTuple):
+    """What the critic's regression did (:meth:`TRPOCritic._fit_critic`)."""
+
+    #: MSE of the critic on the whole rollout before and after the epochs
+    loss_before: float
+    loss_after: float
+    #: the number of optimizer steps taken (0 when the returns are not finite)
+    updates: int
 
 
 class TRPOCritic(OnPolicyAlgorithm):
@@ -60,8 +108,10 @@ class TRPOCritic(OnPolicyAlgorithm):
     ``TRPOCritic(target_kl=6 * d)``. Discrete and MultiDiscrete actions mean the same in both.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, or a class).
-        The actor and the critic must not share trainable parameters: TRPOCritic's policies
-        default to ``share_features_extractor=False``, and a policy that shares is refused.
+        TRPOCritic's policies default to ``share_features_extractor=False`` (one feature extractor
+        each for the actor and the critic). With ``share_features_extractor=True`` the shared
+        parameters belong to the actor: the trust region bounds them and the critic's regression
+        never changes them (as in ``sb3_contrib.TRPO``).
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param learning_rate: The critic's learning rate, it can be a function
         of the current progress remaining (from 1 to 0)
@@ -217,6 +267,8 @@ class TRPOCritic(OnPolicyAlgorithm):
         self.critic_max_grad_norm = critic_max_grad_norm
         #: how many policy steps were rejected, by reason
         self.rejected_steps: dict[str, int] = {}
+        self._last_rejection = ""
+        self._rejection_streak = 0
 
         if _init_setup_model:
             self._setup_model()
@@ -247,13 +299,29 @@ class TRPOCritic(OnPolicyAlgorithm):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         rollout = next(self.rollout_buffer.get(batch_size=None))
-        obs = rollout.observations
-        actions = rollout.actions
-        if isinstance(self.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
-        actor_params = self._actor_params
+
         step_start = time.perf_counter()
-        stats: dict[str, Any] = {}
+        step = self._policy_step(rollout)  # steps 1-5: gradient, CG, step size, line search
+        policy_step_seconds = time.perf_counter() - step_start
+        if step.outcome != "accepted":
+            self._record_rejection(step.outcome)
+
+        critic_start = time.perf_counter()
+        fit = self._fit_critic(rollout.observations, rollout.returns)  # step 6: critic regression
+        critic_seconds = time.perf_counter() - critic_start
+
+        self._n_updates += 1
+        self._log_update(step, fit, policy_step_seconds, critic_seconds)
+
+    def _policy_step(self, rollout: RolloutBufferSamples) -> PolicyStepResult:
+        """
+        One trust-region step of the actor on the whole rollout. The actor's parameters end at the
+        accepted candidate, or at :math:`\\theta_{old}` exactly when the step is rejected, whatever
+        happens (also when an exception interrupts it).
+        """
+        obs = rollout.observations
+        actions = rollout.actions.long().flatten() if isinstance(self.action_space, spaces.Discrete) else rollout.actions
+        actor_params = self._actor_params
 
         # 1. Surrogate L(theta) = mean[ pi_theta(a|s) / pi_old(a|s) * A ] and its gradient g.
         advantages = rollout.advantages
@@ -265,107 +333,126 @@ class TRPOCritic(OnPolicyAlgorithm):
         surrogate = self._surrogate(distribution, actions, rollout.old_log_prob, advantages)
         fvp_reuses_graph = self.sub_sampling_factor == 1
         policy_gradient = flat_concat(th.autograd.grad(surrogate, actor_params, retain_graph=fvp_reuses_graph))
+        rejected = functools.partial(
+            PolicyStepResult,
+            surrogate=surrogate.item(),
+            entropy=_mean_entropy(old_distribution),
+            std=_mean_std(old_distribution),
+        )
+        if not bool(th.isfinite(policy_gradient).all()):
+            return rejected("nonfinite_gradient")
 
         # 2. Fisher-vector product v -> (F + lambda I) v at theta_old, on every k-th state.
         fvp_distribution = distribution if fvp_reuses_graph else self._distribution(self._subsample(obs))
         fisher_vector_product = make_fisher_vector_product(fvp_distribution, actor_params, self.cg_damping)
 
         # 3. Conjugate gradient: x ~ (F + lambda I)^-1 g.
-        reason = "accepted"
-        if not bool(th.isfinite(policy_gradient).all()):
-            reason = "nonfinite_gradient"
-            cg = None
-        else:
-            cg = conjugate_gradient(fisher_vector_product, policy_gradient, self.cg_max_steps, self.cg_residual_tol)
-            if not cg.converged_normally or not bool(th.isfinite(cg.x).all()):
-                reason = "cg_breakdown"
+        cg = conjugate_gradient(fisher_vector_product, policy_gradient, self.cg_max_steps, self.cg_residual_tol)
+        rejected = functools.partial(rejected, cg_iterations=cg.iterations, cg_residual=cg.residual_squared_norm)
+        if not cg.converged_normally or not bool(th.isfinite(cg.x).all()):
+            return rejected("cg_breakdown")
 
         # 4. Full step beta * x, beta = sqrt(2 delta / x^T (F + lambda I) x).
-        full_step = th.zeros_like(policy_gradient)
-        if cg is not None and reason == "accepted":
-            fisher_x = fisher_vector_product(cg.x)
-            x_fisher_x = cg.x.dot(fisher_x)
-            beta = trust_region_step_size(cg.x, fisher_x, self.target_kl)
-            if not (x_fisher_x > 0 and th.isfinite(beta)):
-                reason = "degenerate_step"
-            else:
-                full_step = beta * cg.x
+        fisher_x = fisher_vector_product(cg.x)
+        beta = trust_region_step_size(cg.x, fisher_x, self.target_kl)
+        if not (cg.x.dot(fisher_x) > 0 and th.isfinite(beta)):
+            return rejected("degenerate_step")
+        full_step = beta * cg.x
+        expected_improvement = float(policy_gradient.dot(full_step))
         del fisher_vector_product, fvp_distribution, distribution  # free the autograd graph
 
         # 5. Backtracking line search: the first theta_old + alpha^j * beta * x that improves L
         #    with mean KL(pi_old || pi_new) <= delta; otherwise theta_old, restored exactly.
-        theta_old = [param.detach().clone() for param in actor_params]
-        expected_improvement = float(policy_gradient.dot(full_step))
-        line_search_steps, kl, improvement, step_norm = 0, 0.0, 0.0, 0.0
-        with th.no_grad():
-            if reason == "accepted":
-                reason = "line_search_failed"
-                for j in range(self.line_search_max_iter):
-                    fraction = self.line_search_shrinking_factor**j
-                    _set_parameters(actor_params, theta_old, fraction * full_step)
-                    line_search_steps = j + 1
-                    candidate = self._distribution(obs)
-                    new_surrogate = self._surrogate(candidate, actions, rollout.old_log_prob, advantages)
-                    kl = float(full_kl(old_distribution, candidate).mean())
-                    improvement = float(new_surrogate - surrogate)
-                    if is_acceptable_step(
-                        improvement, fraction * expected_improvement, kl, self.target_kl, self.line_search_accept_ratio
-                    ):
-                        reason = "accepted"
-                        step_norm = fraction * float(th.linalg.vector_norm(full_step))
-                        break
-            if reason != "accepted":
-                for param, old in zip(actor_params, theta_old, strict=True):
-                    param.copy_(old)
-                kl, improvement = 0.0, 0.0
-                self.rejected_steps[reason] = self.rejected_steps.get(reason, 0) + 1
-                if self.verbose >= 2 or (self.verbose >= 1 and reason != "line_search_failed"):
-                    print(f"TRPOCritic: policy step rejected ({reason}); the actor is unchanged")
-            stats["entropy"] = _mean_entropy(old_distribution)
-            stats["std"] = _mean_std(old_distribution)
-        policy_step_seconds = time.perf_counter() - step_start
+        def evaluate_candidate() -> tuple[float, float]:
+            with th.no_grad():
+                candidate = self._distribution(obs)
+                new_surrogate = self._surrogate(candidate, actions, rollout.old_log_prob, advantages)
+                return float(new_surrogate - surrogate), float(full_kl(old_distribution, candidate).mean())
 
-        # 6. Critic: n_critic_updates epochs of minibatch MSE regression of V(s) on the returns.
-        critic_start = time.perf_counter()
-        returns = rollout.returns
-        with th.no_grad():
-            value_loss_before = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
-        critic_updates = 0
-        if math.isfinite(value_loss_before):  # non-finite returns would poison the critic
-            for _ in range(self.n_critic_updates):
-                for indices in th.randperm(returns.shape[0], device=self.device).split(self.batch_size):
-                    values = self.policy.predict_values(_index(obs, indices)).flatten()
-                    value_loss = F.mse_loss(values, returns[indices])
-                    self.policy.optimizer.zero_grad(set_to_none=True)
-                    value_loss.backward()
-                    if self.critic_max_grad_norm is not None:
-                        th.nn.utils.clip_grad_norm_(self._critic_params, self.critic_max_grad_norm)
-                    self.policy.optimizer.step()
-                    critic_updates += 1
-        with th.no_grad():
-            value_loss_after = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
-        critic_seconds = time.perf_counter() - critic_start
+        search = backtracking_line_search(
+            actor_params,
+            full_step,
+            expected_improvement,
+            evaluate_candidate,
+            target_kl=self.target_kl,
+            shrinking_factor=self.line_search_shrinking_factor,
+            max_iter=self.line_search_max_iter,
+            accept_ratio=self.line_search_accept_ratio,
+        )
+        rejected = functools.partial(rejected, expected_improvement=expected_improvement, line_search_steps=search.steps)
+        if not search.accepted:
+            return rejected("line_search_failed")
+        return rejected(
+            "accepted",
+            improvement=search.improvement,
+            kl=search.kl,
+            step_norm=search.fraction * float(th.linalg.vector_norm(full_step)),
+        )
 
-        self._n_updates += 1
+    def _fit_critic(self, obs: PyTorchObs, returns: th.Tensor) -> CriticFitResult:
+        """
+        ``n_critic_updates`` epochs of minibatch MSE regression of :math:`V(s)` on the returns, with the
+        critic's own optimizer. The actor's parameters are frozen meanwhile: a parameter shared by both
+        (``share_features_extractor=True``) gets no gradient from the critic and keeps its value.
+        """
+        with th.no_grad():
+            loss_before = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
+        updates = 0
+        if math.isfinite(loss_before):  # non-finite returns would poison the critic
+            with _frozen(self._actor_params):
+                for _ in range(self.n_critic_updates):
+                    for indices in th.randperm(returns.shape[0], device=self.device).split(self.batch_size):
+                        values = self.policy.predict_values(_index(obs, indices)).flatten()
+                        value_loss = F.mse_loss(values, returns[indices])
+                        self.policy.optimizer.zero_grad(set_to_none=True)
+                        value_loss.backward()
+                        if self.critic_max_grad_norm is not None:
+                            th.nn.utils.clip_grad_norm_(self._critic_params, self.critic_max_grad_norm)
+                        self.policy.optimizer.step()
+                        updates += 1
+        with th.no_grad():
+            loss_after = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
+        return CriticFitResult(loss_before, loss_after, updates)
+
+    def _record_rejection(self, outcome: str) -> None:
+        """Count a rejected policy step; warn when non-finite numbers keep rejecting steps."""
+        self.rejected_steps[outcome] = self.rejected_steps.get(outcome, 0) + 1
+        self._rejection_streak = self._rejection_streak + 1 if outcome == self._last_rejection else 1
+        self._last_rejection = outcome
+        if self.verbose >= 2 or (self.verbose >= 1 and outcome != "line_search_failed"):
+            print(f"TRPOCritic: policy step rejected ({outcome}); the actor is unchanged")
+        if outcome in NUMERICAL_REJECTIONS and self._rejection_streak == NUMERICAL_REJECTION_WARNING_STREAK:
+            warnings.warn(
+                f"TRPOCritic: the last {self._rejection_streak} policy steps (up to update {self._n_updates + 1}, "
+                f"{self.num_timesteps} env steps) were all rejected as {outcome!r}: the actor is not learning. "
+                "Non-finite numbers reach the update: check the rewards, the observations and VecNormalize's "
+                "statistics (see 'Troubleshooting' in the docs' metrics page).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _log_update(
+        self, step: PolicyStepResult, fit: CriticFitResult, policy_step_seconds: float, critic_seconds: float
+    ) -> None:
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
         record = self.logger.record
-        record("train/policy_objective", surrogate.item() + improvement)
-        record("train/kl_divergence", kl)
-        record("train/surrogate_improvement", improvement)
-        record("train/expected_improvement", expected_improvement)
-        record("train/is_line_search_success", float(reason == "accepted"))
-        record("train/line_search_steps", line_search_steps)
-        record("train/step_outcome", reason, exclude="tensorboard")
+        record("train/policy_objective", step.surrogate + step.improvement)
+        record("train/kl_divergence", step.kl)
+        record("train/surrogate_improvement", step.improvement)
+        record("train/expected_improvement", step.expected_improvement)
+        record("train/is_line_search_success", float(step.outcome == "accepted"))
+        record("train/line_search_steps", step.line_search_steps)
+        record("train/step_outcome", step.outcome, exclude="tensorboard")
         record("train/n_rejected_steps", sum(self.rejected_steps.values()))
-        record("train/cg_iterations", cg.iterations if cg is not None else 0)
-        record("train/cg_residual", cg.residual_squared_norm if cg is not None else float("nan"))
-        record("train/step_norm", step_norm)
-        record("train/entropy", stats["entropy"])
-        if stats["std"] is not None:
-            record("train/std", stats["std"])
-        record("train/value_loss_before", value_loss_before)
-        record("train/value_loss", value_loss_after)
-        record("train/critic_updates", critic_updates)
+        record("train/cg_iterations", step.cg_iterations)
+        record("train/cg_residual", step.cg_residual)
+        record("train/step_norm", step.step_norm)
+        record("train/entropy", step.entropy)
+        if step.std is not None:
+            record("train/std", step.std)
+        record("train/value_loss_before", fit.loss_before)
+        record("train/value_loss", fit.loss_after)
+        record("train/critic_updates", fit.updates)
         record("train/explained_variance", explained_var)
         record("train/policy_step_time", policy_step_seconds)
         record("train/critic_time", critic_seconds)
@@ -388,6 +475,39 @@ class TRPOCritic(OnPolicyAlgorithm):
             return {key: value[::step] for key, value in obs.items()}
         return obs[::step]
 
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        """SB3's callbacks, with :class:`~sb3_trpo_critic.guards.NonFiniteRolloutCheck` run first."""
+        callbacks = callback if isinstance(callback, list) else [] if callback is None else [callback]
+        callbacks = [item if isinstance(item, BaseCallback) else ConvertCallback(item) for item in callbacks]
+        return super()._init_callback([NonFiniteRolloutCheck(), *callbacks], progress_bar)
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfTRPOCritic],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfTRPOCritic:
+        """
+        Load a model saved by :meth:`save`, as SB3's ``load`` does, after checking the file: a truncated or
+        corrupt zip, or a model saved by another algorithm (``sb3_contrib.TRPO``, PPO, ...), raises a
+        ``ValueError`` that says so (see :func:`~sb3_trpo_critic.guards.check_save_file`).
+        """
+        check_save_file(path)
+        return super().load(  # type: ignore[return-value]
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
+
     def learn(
         self: SelfTRPOCritic,
         total_timesteps: int,
@@ -407,33 +527,17 @@ class TRPOCritic(OnPolicyAlgorithm):
         )
 
 
-def is_acceptable_step(
-    improvement: float, expected_improvement: float, kl: float, target_kl: float, accept_ratio: float
-) -> bool:
-    """
-    The line search's acceptance test for one candidate: a real improvement of the surrogate,
-    at least ``accept_ratio`` of the linear model's prediction, inside the trust region.
-
-    :param improvement: :math:`L(\\theta) - L(\\theta_{old})`
-    :param expected_improvement: :math:`g^\\top (\\theta - \\theta_{old})`
-    :param kl: mean over states of :math:`KL(\\pi_{old} \\| \\pi_\\theta)` (full KL)
-    :param target_kl: :math:`\\delta`
-    :param accept_ratio: minimal ratio of actual to expected improvement
-    :return: whether the candidate is accepted (never for non-finite values)
-    """
-    return (
-        math.isfinite(improvement)
-        and math.isfinite(kl)
-        and improvement > 0.0
-        and improvement >= accept_ratio * expected_improvement
-        and kl <= target_kl
-    )
-
-
-def _set_parameters(params: list[th.nn.Parameter], origin: list[th.Tensor], step: th.Tensor) -> None:
-    """``params <- origin + step`` (``step`` flat), in place."""
-    for param, start, delta in zip(params, origin, unflatten_like(step, origin), strict=True):
-        th.add(start, delta, out=param.data)
+@contextlib.contextmanager
+def _frozen(params: list[th.nn.Parameter]) -> Iterator[None]:
+    """Turn off ``requires_grad`` of ``params`` for the block (restored afterwards, also on an exception)."""
+    flags = [param.requires_grad for param in params]
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param, flag in zip(params, flags, strict=True):
+            param.requires_grad_(flag)
 
 
 def _index(obs: PyTorchObs, indices: th.Tensor) -> PyTorchObs:

@@ -12,10 +12,13 @@ explicit formula (``tests/test_trust_region.py``):
 * :func:`make_fisher_vector_product` -- :math:`v \\mapsto (F + \\lambda I) v`.
 * :func:`conjugate_gradient` -- :math:`x \\approx (F + \\lambda I)^{-1} g`.
 * :func:`trust_region_step_size` -- :math:`\\beta = \\sqrt{2\\delta / x^\\top (F + \\lambda I) x}`.
+* :func:`backtracking_line_search` -- the first :math:`\\theta_{old} + \\alpha^j \\beta x` that
+  :func:`is_acceptable_step` accepts, or :math:`\\theta_{old}` restored exactly.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -256,3 +259,103 @@ def trust_region_step_size(x: th.Tensor, fisher_x: th.Tensor, target_kl: float) 
     :return: :math:`\\beta` (NaN or inf when :math:`x^\\top F x \\leq 0`; the caller rejects the step)
     """
     return th.sqrt(2.0 * target_kl / x.dot(fisher_x))
+
+
+def set_parameters(params: Sequence[th.Tensor], origin: Sequence[th.Tensor], step: th.Tensor | None = None) -> None:
+    """
+    ``params <- origin + step`` in place (``step`` flat, in the layout of :func:`flat_concat`), or
+    ``params <- origin`` bit for bit when ``step`` is ``None``.
+    """
+    if step is None:
+        with th.no_grad():
+            for param, start in zip(params, origin, strict=True):
+                param.copy_(start)
+        return
+    for param, start, delta in zip(params, origin, unflatten_like(step, origin), strict=True):
+        th.add(start, delta, out=param.data)
+
+
+def is_acceptable_step(
+    improvement: float, expected_improvement: float, kl: float, target_kl: float, accept_ratio: float
+) -> bool:
+    """
+    The line search's acceptance test for one candidate: a real improvement of the surrogate,
+    at least ``accept_ratio`` of the linear model's prediction, inside the trust region.
+
+    :param improvement: :math:`L(\\theta) - L(\\theta_{old})`
+    :param expected_improvement: :math:`g^\\top (\\theta - \\theta_{old})`
+    :param kl: mean over states of :math:`KL(\\pi_{old} \\| \\pi_\\theta)` (full KL)
+    :param target_kl: :math:`\\delta`
+    :param accept_ratio: minimal ratio of actual to expected improvement
+    :return: whether the candidate is accepted (never for non-finite values)
+    """
+    return (
+        math.isfinite(improvement)
+        and math.isfinite(kl)
+        and improvement > 0.0
+        and improvement >= accept_ratio * expected_improvement
+        and kl <= target_kl
+    )
+
+
+class LineSearchResult(NamedTuple):
+    """The result of :func:`backtracking_line_search`."""
+
+    #: whether a candidate was accepted (otherwise the parameters are back at :math:`\\theta_{old}`)
+    accepted: bool
+    #: the number of candidates evaluated
+    steps: int
+    #: :math:`\\alpha^j` of the accepted candidate, 0 if none
+    fraction: float
+    #: the accepted candidate's :math:`L(\\theta) - L(\\theta_{old})`, 0 if none
+    improvement: float
+    #: the accepted candidate's mean full KL, 0 if none
+    kl: float
+
+
+def backtracking_line_search(
+    params: Sequence[th.Tensor],
+    full_step: th.Tensor,
+    expected_improvement: float,
+    evaluate: Callable[[], tuple[float, float]],
+    target_kl: float,
+    shrinking_factor: float,
+    max_iter: int,
+    accept_ratio: float = 0.0,
+) -> LineSearchResult:
+    """
+    Backtracking line search along the full step :math:`\\beta x`: set the parameters to
+    :math:`\\theta_{old} + \\alpha^j \\beta x` for :math:`j = 0, 1, \\dots`, ``max_iter - 1`` and keep the
+    first candidate that :func:`is_acceptable_step` accepts.
+
+    The parameters leave this function either at the accepted candidate or at :math:`\\theta_{old}`,
+    restored bit for bit, also when ``evaluate`` raises (an exception, a ``KeyboardInterrupt``):
+    never at a candidate that was not accepted.
+
+    :param params: the actor parameters, at :math:`\\theta_{old}` on entry; changed in place
+    :param full_step: :math:`\\beta x`, flat
+    :param expected_improvement: :math:`g^\\top \\beta x`, the linear model's gain of the full step
+    :param evaluate: returns ``(improvement, kl)`` of the parameters as they are now: the surrogate's
+        :math:`L(\\theta) - L(\\theta_{old})` and the mean full KL from :math:`\\pi_{old}`
+    :param target_kl: :math:`\\delta`
+    :param shrinking_factor: :math:`\\alpha \\in (0, 1)`
+    :param max_iter: the number of candidates at most (>= 1)
+    :param accept_ratio: see :func:`is_acceptable_step`
+    :return: whether a candidate was accepted, the candidates evaluated, and the accepted one's figures
+    """
+    theta_old = [param.detach().clone() for param in params]
+    accepted = False
+    steps = 0
+    try:
+        for j in range(max_iter):
+            fraction = shrinking_factor**j
+            set_parameters(params, theta_old, fraction * full_step)
+            steps = j + 1
+            improvement, kl = evaluate()
+            if is_acceptable_step(improvement, fraction * expected_improvement, kl, target_kl, accept_ratio):
+                accepted = True
+                return LineSearchResult(True, steps, fraction, improvement, kl)
+        return LineSearchResult(False, steps, 0.0, 0.0, 0.0)
+    finally:
+        if not accepted:
+            set_parameters(params, theta_old)

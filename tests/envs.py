@@ -16,7 +16,7 @@ class BoxTargetEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._t = 0
-        self._obs = self.observation_space.sample()
+        self._obs = self.np_random.uniform(-1, 1, self.observation_space.shape).astype(np.float32)
         return self._obs, {}
 
     def step(self, action):

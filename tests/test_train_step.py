@@ -10,6 +10,7 @@ from stable_baselines3.common.envs import IdentityEnv, IdentityEnvMultiBinary, I
 from stable_baselines3.common.logger import Logger, configure
 
 import sb3_trpo_critic.trpo_critic as trpo_module
+import sb3_trpo_critic.trust_region as trust_region
 from sb3_trpo_critic import TRPOCritic
 from sb3_trpo_critic.trust_region import CGResult, full_kl
 from tests.envs import BoxTargetEnv
@@ -97,7 +98,7 @@ def test_rejected_step_leaves_the_actor_bit_identical(env_name, monkeypatch):
     model = make_model(env_name)
     collect_rollout(model)
     before_actor, before_critic = actor_snapshot(model), critic_snapshot(model)
-    monkeypatch.setattr(trpo_module, "is_acceptable_step", lambda *args: False)
+    monkeypatch.setattr(trust_region, "is_acceptable_step", lambda *args: False)
     model.train()
     history = model.logger.history
     assert history["train/step_outcome"] == ["line_search_failed"]
@@ -219,3 +220,89 @@ def test_stdout_logger_prints_a_train_table(capsys):
     model.learn(1024)  # train() logs are dumped at the start of the next iteration
     out = capsys.readouterr().out
     assert "kl_divergence" in out and "value_loss" in out
+
+
+def test_an_exception_inside_train_leaves_the_actor_at_theta_old(monkeypatch):
+    """A KeyboardInterrupt while the line search evaluates a candidate: the actor is restored, not left there."""
+    model = make_model("box_4d")
+    collect_rollout(model)
+    before = actor_snapshot(model)
+    original_full_kl = trpo_module.full_kl
+    calls = []
+
+    def interrupted_full_kl(old, new):
+        calls.append(1)
+        # the candidate's parameters are in place now: they differ from theta_old
+        assert not all_equal(actor_snapshot(model), before)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trpo_module, "full_kl", interrupted_full_kl)
+    with pytest.raises(KeyboardInterrupt):
+        model.train()
+    assert calls == [1]
+    assert all_equal(actor_snapshot(model), before)
+    monkeypatch.setattr(trpo_module, "full_kl", original_full_kl)
+    model.train()  # and the model trains on
+    assert model.logger.history["train/step_outcome"] == ["accepted"]
+
+
+def test_fisher_vector_products_see_every_kth_state(monkeypatch):
+    """sub_sampling_factor=k: the Fisher is built on n/k states, the gradient on all n."""
+    seen = []
+    original = trpo_module.make_fisher_vector_product
+
+    def spy(distribution, params, damping):
+        seen.append(trust_region.distribution_outputs(distribution)[0].shape[0])
+        return original(distribution, params, damping)
+
+    monkeypatch.setattr(trpo_module, "make_fisher_vector_product", spy)
+    for factor in (1, 4):
+        model = make_model("box_4d", sub_sampling_factor=factor)
+        collect_rollout(model)
+        model.train()
+    assert seen == [512, 128]
+
+
+def test_critic_gradient_is_clipped_to_critic_max_grad_norm():
+    model = make_model("box_4d", critic_max_grad_norm=1e-3, n_critic_updates=2)
+    collect_rollout(model)
+    norms = []
+    original_step = model.policy.optimizer.step
+
+    def step_and_record(*args, **kwargs):
+        norms.append(float(th.linalg.vector_norm(th.stack([th.linalg.vector_norm(p.grad) for p in model._critic_params]))))
+        return original_step(*args, **kwargs)
+
+    model.policy.optimizer.step = step_and_record
+    model.train()
+    assert len(norms) == 2 * 512 // 64
+    assert max(norms) <= 1e-3 * (1 + 1e-5)  # the raw gradients here are orders of magnitude larger
+
+
+def test_line_search_accept_ratio_rejects_a_step_that_ratio_zero_accepts():
+    """The same rollout and full step: accepted with ratio 0, rejected when the ratio exceeds actual/expected."""
+    history = {}
+    for ratio in (0.0, 0.9):
+        # a large region: the full step is far enough for the surrogate to bend away from its linear model
+        model = make_model("box_4d", target_kl=2.0, line_search_max_iter=1, line_search_accept_ratio=ratio)
+        collect_rollout(model)
+        model.train()
+        history[ratio] = model.logger.history
+    accepted = history[0.0]
+    assert accepted["train/step_outcome"] == ["accepted"]
+    achieved = accepted["train/surrogate_improvement"][0] / accepted["train/expected_improvement"][0]
+    assert 0 < achieved < 0.9  # the real gain falls short of the linear model's (0.51 here)
+    assert history[0.9]["train/step_outcome"] == ["line_search_failed"]
+
+
+def test_repeated_nonfinite_rejections_warn(recwarn):
+    model = make_model("box_4d")
+    for update in range(1, 5):
+        collect_rollout(model)
+        model.rollout_buffer.advantages[3, 0] = np.nan
+        model.train()
+        warned = [w for w in recwarn if issubclass(w.category, RuntimeWarning) and "TRPOCritic" in str(w.message)]
+        # the third rejection in a row for the same non-finite reason warns, once per streak
+        assert len(warned) == (1 if update >= 3 else 0), update
+    assert "nonfinite_gradient" in str(warned[0].message) and "not learning" in str(warned[0].message)
+    assert model.rejected_steps == {"nonfinite_gradient": 4}

@@ -10,12 +10,14 @@ from gymnasium import spaces
 
 from sb3_trpo_critic import MlpPolicy
 from sb3_trpo_critic.policies import split_actor_critic_parameters
-from sb3_trpo_critic.trpo_critic import is_acceptable_step
 from sb3_trpo_critic.trust_region import (
+    backtracking_line_search,
     conjugate_gradient,
     flat_concat,
     full_kl,
+    is_acceptable_step,
     make_fisher_vector_product,
+    set_parameters,
     trust_region_step_size,
 )
 
@@ -215,3 +217,85 @@ def test_line_search_acceptance_rule():
     assert not is_acceptable_step(0.09, 0.2, kl=0.001, target_kl=0.01, accept_ratio=0.5)  # below the ratio
     assert not is_acceptable_step(float("nan"), 0.2, kl=0.001, target_kl=0.01, accept_ratio=0.0)
     assert not is_acceptable_step(0.1, 0.2, kl=float("nan"), target_kl=0.01, accept_ratio=0.0)
+
+
+# --- the backtracking line search, on a toy problem where improvement and KL are explicit formulas ----
+
+
+def toy_line_search_problem(improvement_of, kl_of):
+    """Two parameter tensors at theta_old; ``evaluate`` computes the figures from the displacement."""
+    params = [th.nn.Parameter(th.tensor([1.0, -2.0], dtype=th.float64)), th.nn.Parameter(th.tensor([[0.5]], dtype=th.float64))]
+    theta_old = [p.detach().clone() for p in params]
+    evaluated: list[th.Tensor] = []
+
+    def evaluate():
+        displacement = flat_concat([p.detach() - old for p, old in zip(params, theta_old, strict=True)])
+        evaluated.append(displacement.clone())
+        return improvement_of(displacement), kl_of(displacement)
+
+    return params, theta_old, evaluate, evaluated
+
+
+FULL_STEP = th.tensor([0.3, 0.1, -0.2], dtype=th.float64)
+
+
+def test_line_search_takes_the_first_acceptable_candidate():
+    # KL grows as |step|^2: the full step (KL 0.14) and 0.5^1 (0.035) are outside 0.02, 0.5^2 (0.00875) is inside.
+    params, theta_old, evaluate, evaluated = toy_line_search_problem(
+        improvement_of=lambda s: float(s.sum()) + 1.0, kl_of=lambda s: float(s.dot(s))
+    )
+    result = backtracking_line_search(
+        params, FULL_STEP, expected_improvement=1.0, evaluate=evaluate, target_kl=0.02, shrinking_factor=0.5, max_iter=10
+    )
+    assert result.accepted and result.steps == 3 and result.fraction == 0.25
+    assert result.kl == pytest.approx(0.25**2 * float(FULL_STEP.dot(FULL_STEP)))
+    for j, displacement in enumerate(evaluated):
+        assert th.allclose(displacement, 0.5**j * FULL_STEP)
+    # the parameters stay at the accepted candidate
+    assert th.allclose(flat_concat([p.detach() - old for p, old in zip(params, theta_old, strict=True)]), 0.25 * FULL_STEP)
+
+
+def test_line_search_without_an_acceptable_candidate_restores_theta_old_bit_for_bit():
+    params, theta_old, evaluate, evaluated = toy_line_search_problem(lambda s: -1.0, lambda s: 0.0)  # never improves
+    result = backtracking_line_search(params, FULL_STEP, 1.0, evaluate, target_kl=0.02, shrinking_factor=0.8, max_iter=4)
+    assert result == (False, 4, 0.0, 0.0, 0.0)
+    assert len(evaluated) == 4
+    assert all(th.equal(p, old) for p, old in zip(params, theta_old, strict=True))
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_exception_during_the_line_search_restores_theta_old(error):
+    """Ctrl-C (or any error) while a candidate is evaluated never leaves the parameters at that candidate."""
+    calls = []
+
+    def kl_of(displacement):
+        calls.append(1)
+        if len(calls) == 2:
+            raise error("interrupted while the second candidate is evaluated")
+        return 1.0  # outside the region: the first candidate is rejected
+
+    params, theta_old, evaluate, _ = toy_line_search_problem(lambda s: 1.0, kl_of)
+    with pytest.raises(error):
+        backtracking_line_search(params, FULL_STEP, 1.0, evaluate, target_kl=0.02, shrinking_factor=0.5, max_iter=10)
+    assert all(th.equal(p, old) for p, old in zip(params, theta_old, strict=True))
+
+
+def test_line_search_accept_ratio_rejects_a_step_below_the_linear_prediction():
+    # every candidate improves by 40% of the linear model's prediction for it, inside the region
+    def run(accept_ratio):
+        params, _, evaluate, _ = toy_line_search_problem(
+            lambda s: 0.4 * float(s.sum()) / float(FULL_STEP.sum()), lambda s: 0.0
+        )
+        return backtracking_line_search(params, FULL_STEP, 1.0, evaluate, 0.02, 0.5, 5, accept_ratio=accept_ratio)
+
+    assert run(0.3).accepted and run(0.3).steps == 1
+    assert not run(0.5).accepted
+
+
+def test_set_parameters():
+    params = [th.nn.Parameter(th.zeros(2, 2)), th.nn.Parameter(th.zeros(3))]
+    origin = [th.ones(2, 2), th.full((3,), 2.0)]
+    set_parameters(params, origin, th.arange(7.0))
+    assert th.equal(params[0], th.tensor([[1.0, 2.0], [3.0, 4.0]])) and th.equal(params[1], th.tensor([6.0, 7.0, 8.0]))
+    set_parameters(params, origin)
+    assert th.equal(params[0], origin[0]) and th.equal(params[1], origin[1])

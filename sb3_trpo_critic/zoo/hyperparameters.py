@@ -21,7 +21,7 @@ from rl_zoo3.utils import ALGOS
 
 from sb3_trpo_critic.zoo.registry import ALGO_NAME, register
 
-#: TRPOCritic's hyperparameter file, shipped as package data (a copy of ``hyperparams/trpo_critic.yml``).
+#: TRPOCritic's hyperparameter file, shipped as package data (``hyperparams/trpo_critic.yml`` links to it).
 HYPERPARAMS_FILE = Path(__file__).resolve().parent.parent / "hyperparams" / f"{ALGO_NAME}.yml"
 
 
