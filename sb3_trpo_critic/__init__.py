@@ -2,8 +2,16 @@
 
 from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 from sb3_trpo_critic.translate import from_sb3_contrib
-from sb3_trpo_critic.trpo_critic import TRPOCritic
+from sb3_trpo_critic.trpo_critic import HyperparameterError, TRPOCritic
 
 __version__ = "0.1.0"
 
-__all__ = ["CnnPolicy", "MlpPolicy", "MultiInputPolicy", "TRPOCritic", "__version__", "from_sb3_contrib"]
+__all__ = [
+    "CnnPolicy",
+    "HyperparameterError",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "TRPOCritic",
+    "__version__",
+    "from_sb3_contrib",
+]

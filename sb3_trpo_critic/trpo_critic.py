@@ -47,6 +47,10 @@ NUMERICAL_REJECTIONS = frozenset({"nonfinite_gradient", "cg_breakdown", "degener
 NUMERICAL_REJECTION_WARNING_STREAK = 3
 
 
+class HyperparameterError(ValueError):
+    """A hyperparameter outside its allowed range (or an environment TRPOCritic cannot train on), raised at construction."""
+
+
 class PolicyStepResult(NamedTuple):
     """What one policy step did (:meth:`TRPOCritic._policy_step`)."""
 
@@ -242,12 +246,12 @@ class TRPOCritic(OnPolicyAlgorithm):
             _init_setup_model=False,
         )
         if self.env is not None and not isinstance(self.action_space, SUPPORTED_ACTION_SPACES):
-            raise ValueError(
+            raise HyperparameterError(
                 f"TRPOCritic supports {', '.join(s.__name__ for s in SUPPORTED_ACTION_SPACES)} action spaces, "
                 f"not {self.action_space}"
             )
         if normalize_advantage and self.env is not None and self.env.num_envs * n_steps <= 1:
-            raise ValueError(
+            raise HyperparameterError(
                 "normalize_advantage=True needs n_steps * n_envs > 1 (the advantages' standard deviation), "
                 f"got n_steps={n_steps} and n_envs={self.env.num_envs}"
             )
@@ -557,7 +561,7 @@ def _mean_std(distribution: Distribution) -> float | None:
 
 
 def _validate_hyperparameters(**values: Any) -> None:
-    """Raise ``ValueError`` naming the first hyperparameter outside its allowed range."""
+    """Raise :class:`HyperparameterError` naming the first hyperparameter outside its allowed range."""
 
     def finite(x: Any) -> bool:
         return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(x)
@@ -585,4 +589,4 @@ def _validate_hyperparameters(**values: Any) -> None:
     for name, value in values.items():
         check, allowed = rules[name]
         if not check(value):
-            raise ValueError(f"{name} must be {allowed}, got {value!r}")
+            raise HyperparameterError(f"{name} must be {allowed}, got {value!r}")

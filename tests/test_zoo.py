@@ -355,12 +355,20 @@ def test_optimize_with_sqlite_then_train_from_a_trial(tmp_path):
         ("missing_file", r"hyperparameter file not found: .*absent\.yml"),
         ("bad_value", r"target_kl must be a finite number > 0, got -1"),
         ("unknown_script", r"unknown script 'trian'"),
+        (
+            "unknown_key_in_file",
+            r"entry 'CartPole-v1' of typo\.yml .*has no hyperparameter 'targt_kl'; did you mean 'target_kl'\?",
+        ),
+        ("unknown_key_in_params", r"has no hyperparameter 'n_stepz'; did you mean 'n_steps'\?"),
+        ("unknown_key_for_ppo", r"ppo \(PPO\) has no hyperparameter 'cg_damping'"),
+        ("bad_expression", r"--hyperparams n_steps:abc: the value 'abc' of 'n_steps' is not a Python expression \(NameError"),
     ],
 )
 def test_bad_input_gives_one_error_line(case, expected, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "other.yml").write_text("Pendulum-v1:\n  n_timesteps: 1000\n  policy: MlpPolicy\n")
     (tmp_path / "bad.yml").write_text("CartPole-v1:\n  n_timesteps: [1000\n  policy: MlpPolicy\n")
+    (tmp_path / "typo.yml").write_text("CartPole-v1:\n  n_timesteps: 1000\n  policy: MlpPolicy\n  targt_kl: 0.01\n")
     base = ["train", "--algo", "trpo_critic", "-f", str(tmp_path / "logs"), "--eval-freq", "-1", "-n", "64"]
     argv = {
         "unknown_env": [*base, "--env", "NoSuchEnv-v0"],
@@ -369,11 +377,29 @@ def test_bad_input_gives_one_error_line(case, expected, tmp_path, capsys, monkey
         "missing_file": [*base, "--env", "CartPole-v1", "--conf-file", "absent.yml"],
         "bad_value": [*base, "--env", "CartPole-v1", "-params", "target_kl:-1"],
         "unknown_script": ["trian", "--env", "CartPole-v1"],
+        "unknown_key_in_file": [*base, "--env", "CartPole-v1", "--conf-file", "typo.yml"],
+        "unknown_key_in_params": [*base, "--env", "CartPole-v1", "--hyperparams", "n_stepz:64"],
+        "unknown_key_for_ppo": [*base[:2], "ppo", *base[3:], "--env", "CartPole-v1", "-params", "cg_damping:0.1"],
+        "bad_expression": [*base, "--env", "CartPole-v1", "--hyperparams", "n_steps:abc", "--seed", "1"],
     }[case]
     assert main(argv) == 2
     err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err_lines) == 1, err_lines
     assert re.search(expected, err_lines[0]), err_lines[0]
+
+
+def test_a_bug_before_training_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only user errors are reported in one line: a plain ValueError or AssertionError from a bug propagates."""
+    from sb3_trpo_critic.zoo.cli import ZooExperimentManager
+
+    for error in (ValueError("a bug"), AssertionError("another bug")):
+
+        def broken(self, error=error):
+            raise error
+
+        monkeypatch.setattr(ZooExperimentManager, "read_hyperparameters", broken)
+        with pytest.raises(type(error), match="bug"):
+            main(["train", "--algo", "trpo_critic", "--env", "CartPole-v1", "-f", str(tmp_path), "-n", "64"])
 
 
 def test_bad_input_in_a_fresh_process_has_no_traceback(tmp_path):
@@ -434,10 +460,13 @@ def test_experiment_manager_defaults_and_v5_warning(tmp_path, capsys):
     assert custom.config == "my.yml"
     assert "warning" not in capsys.readouterr().err
 
-    # rl-zoo3's choice of entry is kept for its own algorithms, but the silent fallback is reported.
+    # One entry rule for every algorithm, the comparison runner's: a -v5 MuJoCo env takes its -v4 entry.
     ppo = ZooExperimentManager(argparse.Namespace(), "ppo", "Hopper-v5", str(tmp_path), verbose=0)
     assert ppo.config == str(hyperparameter_file("ppo"))
     hyperparams, _ = ppo.read_hyperparameters()
-    assert "normalize" not in hyperparams  # rl-zoo3's `default` entry
+    zoo_ppo = yaml.safe_load(hyperparameter_file("ppo").read_text())
+    assert ppo.entry == "Hopper-v4" and load_zoo_hyperparameters("ppo", "Hopper-v5").entry == "Hopper-v4"
+    assert hyperparams == {key: zoo_ppo["Hopper-v4"][key] for key in hyperparams}
+    assert hyperparams["normalize"] is True and hyperparams["batch_size"] == 32
     err = capsys.readouterr().err
-    assert "has no Hopper-v5 entry: rl-zoo3 uses its 'default' entry, not 'Hopper-v4'" in err
+    assert "note: " in err and "has no Hopper-v5 entry for ppo; used Hopper-v4" in err

@@ -7,10 +7,16 @@ registered (:func:`~sb3_trpo_critic.zoo.register`) next to rl-zoo3's own algorit
 are passed to rl-zoo3 unchanged, with one default added: ``train --algo trpo_critic`` without
 ``--conf-file`` reads this package's ``trpo_critic.yml``.
 
+The entry of a hyperparameter file is chosen by :func:`~sb3_trpo_critic.zoo.select_entry`, the
+rule the comparison runner uses too: for a ``-v5`` MuJoCo environment without an entry of its own,
+the same environment's ``-v4`` entry (rl-zoo3 alone would take ``default``); a note says so.
+
 User errors found before training starts (unknown environment, hyperparameter file missing,
-malformed or without an entry for the environment, invalid hyperparameter value, ...) print one
-line, ``<command> <script>: error: <message>``, and exit with status 2. Set the environment
-variable ``SB3_TRPO_CRITIC_TRACEBACK=1`` to get the full traceback instead.
+malformed or without an entry for the environment, a hyperparameter the algorithm does not take,
+a ``--hyperparams`` value that is not a Python expression, an invalid hyperparameter value, ...)
+print one line, ``<command> <script>: error: <message>``, and exit with status 2. Other errors
+(bugs) keep their traceback. Set the environment variable ``SB3_TRPO_CRITIC_TRACEBACK=1`` to get
+the full traceback of user errors too.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import re
 import runpy
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -27,9 +34,12 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.utils import EnvironmentName
 
+from sb3_trpo_critic.trpo_critic import HyperparameterError
 from sb3_trpo_critic.zoo.hyperparameters import (
     ZooError,
+    check_model_kwargs,
     hyperparameter_file,
     read_hyperparameter_file,
     select_entry,
@@ -49,12 +59,25 @@ SCRIPTS: dict[str, tuple[str, str | None]] = {
 #: Exceptions that, raised before training starts, are reported in one line.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ZooError,
-    ValueError,
-    AssertionError,
+    HyperparameterError,
     FileNotFoundError,
     yaml.YAMLError,
     gym.error.Error,
 )
+
+#: rl-zoo3's own user errors, which it raises as plain ValueError or AssertionError: (type, message pattern).
+ZOO_USER_ERRORS: tuple[tuple[type[BaseException], re.Pattern[str]], ...] = (
+    (ValueError, re.compile(r"not found in gym registry")),
+    (ValueError, re.compile(r"^No (model|checkpoint) found for ")),
+    (ValueError, re.compile(r"^VecNormalize stats .* not found")),
+    (AssertionError, re.compile(r"^The .* folder was not found")),
+    (AssertionError, re.compile(r"trained agent must be a valid path to a \.zip file")),
+)
+
+#: What main() catches before training starts, to report in one line if :func:`_is_user_error` says so.
+CAUGHT: tuple[type[BaseException], ...] = (ValueError, AssertionError, *USER_ERRORS)
+
+HYPERPARAMS_FLAGS = ("--hyperparams", "-params")
 
 TRACEBACK_VARIABLE = "SB3_TRPO_CRITIC_TRACEBACK"
 
@@ -80,26 +103,33 @@ class ZooExperimentManager(ExperimentManager):
             bound.arguments["config"] = str(hyperparameter_file(ALGO_NAME))
         super().__init__(*bound.args[1:], **bound.kwargs)
 
+    #: The entry of the hyperparameter file that was read (``None`` before, or for a Python config).
+    entry: str | None = None
+
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Check the hyperparameter file, then read it as rl-zoo3 does."""
-        if self.config.endswith((".yml", ".yaml")):
-            env_id = self.env_name.gym_id
-            table = read_hyperparameter_file(self.config)
-            entry, _ = select_entry(table, env_id, algo=self.algo, origin=self.config)
-            if entry not in (env_id, "atari", "default"):
-                # rl-zoo3 itself would not use the -v4 entry: say what it does use.
-                zoo_entry = "atari" if self._is_atari and "atari" in table else "default"
-                if zoo_entry not in table:
-                    raise ZooError(
-                        f"{self.config} has no {env_id} entry and no 'default' entry "
-                        f"(it has {entry}: copy it to {env_id} in your own --conf-file)"
-                    )
-                print(
-                    f"warning: {self.config} has no {env_id} entry: rl-zoo3 uses its {zoo_entry!r} entry, "
-                    f"not {entry!r} (pass --conf-file with a {env_id} entry to use it)",
-                    file=sys.stderr,
-                )
-        return super().read_hyperparameters()
+        """Check the hyperparameter file, choose the entry by :func:`select_entry`, then read it as rl-zoo3 does."""
+        if not self.config.endswith((".yml", ".yaml")):
+            return super().read_hyperparameters()
+        env_id = self.env_name.gym_id
+        table = read_hyperparameter_file(self.config)
+        self.entry, note = select_entry(table, env_id, algo=self.algo, origin=self.config)
+        if self.entry in (env_id, "atari", "default"):  # rl-zoo3 chooses these itself
+            return super().read_hyperparameters()
+        print(f"note: {note}", file=sys.stderr)
+        env_name, self.env_name = self.env_name, EnvironmentName(self.entry)  # rl-zoo3 reads the entry of env_name
+        try:
+            return super().read_hyperparameters()
+        finally:
+            self.env_name = env_name
+
+    def _preprocess_hyperparams(  # type: ignore[override]
+        self, hyperparams: dict[str, Any]
+    ) -> tuple[dict[str, Any], Callable[..., Any] | None, list[Any], Callable[..., Any] | None]:
+        """Preprocess as rl-zoo3 does, then check that the algorithm takes every remaining key."""
+        processed = super()._preprocess_hyperparams(hyperparams)
+        where = f"entry {self.entry!r} of {self.config}" if self.entry is not None else self.config
+        check_model_kwargs(self.algo, processed[0], where=f"{where} (or --hyperparams)")
+        return processed
 
     def learn(self, model: Any) -> None:
         """Train, as rl-zoo3 does; errors from here on are reported with their traceback."""
@@ -155,6 +185,41 @@ def _one_line(exc: BaseException) -> str:
     return message or type(exc).__name__
 
 
+def _is_user_error(exc: BaseException) -> bool:
+    if isinstance(exc, USER_ERRORS):
+        return True
+    return any(isinstance(exc, kind) and pattern.search(str(exc)) for kind, pattern in ZOO_USER_ERRORS)
+
+
+def check_hyperparams_arguments(arguments: Sequence[str]) -> None:
+    """
+    Evaluate the values of ``--hyperparams KEY:VALUE ...`` as rl-zoo3 will (``eval`` in ``rl_zoo3.utils``), so
+    that a value which is not a Python expression is reported in one line instead of rl-zoo3's traceback.
+
+    :param arguments: the script's arguments
+    :raises ZooError: naming the first ``KEY:VALUE`` whose value does not evaluate
+    """
+    import rl_zoo3.utils
+
+    inside = False
+    for argument in arguments:
+        if argument in HYPERPARAMS_FLAGS:
+            inside = True
+            continue
+        if argument.startswith("-"):
+            inside = False
+        if not inside:
+            continue
+        key, _, value = argument.partition(":")
+        try:
+            eval(value, dict(vars(rl_zoo3.utils)))  # the expression rl-zoo3's StoreDict evaluates
+        except Exception as exc:  # any error of evaluating the user's expression is the user's
+            raise ZooError(
+                f"--hyperparams {argument}: the value {value!r} of {key!r} is not a Python expression "
+                f"({type(exc).__name__}: {exc}); quote strings, e.g. {key}:\"'text'\""
+            ) from None
+
+
 def _script(name: str) -> Callable[[], Any]:
     module_name, function = SCRIPTS[name]
     if function is None:
@@ -185,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     register()
     ZooExperimentManager.started = False
     try:
+        check_hyperparams_arguments(rest)
         import rl_zoo3.train
 
         with _patched(rl_zoo3.train, "ExperimentManager", ZooExperimentManager), _argv([f"{command} {script}", *rest]):
@@ -201,8 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = " (the plot scripts need rl_zoo3[plots]: pip install 'sb3-trpo-critic[zoo]')" if "plot" in script else ""
         print(f"{command} {script}: error: {_one_line(exc)}{hint}", file=sys.stderr)
         return 2
-    except USER_ERRORS as exc:
-        if ZooExperimentManager.started or os.environ.get(TRACEBACK_VARIABLE):
+    except CAUGHT as exc:
+        if not _is_user_error(exc) or ZooExperimentManager.started or os.environ.get(TRACEBACK_VARIABLE):
             raise
         print(f"{command} {script}: error: {_one_line(exc)}", file=sys.stderr)
         return 2

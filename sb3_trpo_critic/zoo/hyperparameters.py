@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import copy
 import difflib
+import inspect
 import io
 import os
 import types
@@ -177,6 +178,31 @@ def select_entry(table: Mapping[str, Any], env_id: str, *, algo: str, origin: st
     raise ZooError(f"{origin} has no {env_id} entry for {algo} and no 'default' entry")
 
 
+#: Keyword arguments that rl-zoo3 gives every algorithm itself, whatever the entry says.
+PASSED_BY_ZOO = frozenset({"env", "tensorboard_log", "seed", "verbose", "device"})
+
+
+def check_model_kwargs(algo: str, model_kwargs: Mapping[str, Any], where: str) -> None:
+    """
+    Check that the algorithm's constructor takes every key of a preprocessed entry.
+
+    :param algo: rl-zoo3's name of the algorithm
+    :param model_kwargs: the entry's keyword arguments of the constructor (``policy`` included or not)
+    :param where: where the keys come from, for the message
+    :raises ZooError: naming the first unknown key, and the closest known one
+    """
+    algorithm = ALGOS[algo]
+    parameters = inspect.signature(algorithm.__init__).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return
+    accepted = set(parameters) - {"self", *PASSED_BY_ZOO}
+    unknown = sorted(set(model_kwargs) - accepted)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(accepted), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ZooError(f"{where}: {algo} ({algorithm.__name__}) has no hyperparameter {unknown[0]!r}{hint}")
+
+
 def load_zoo_hyperparameters(algo: str, env_id: str, overrides: Mapping[str, Any] | None = None) -> ZooHyperparameters:
     """
     The hyperparameters rl-zoo3 would train ``algo`` on ``env_id`` with, preprocessed by rl-zoo3's own code.
@@ -230,6 +256,7 @@ def load_zoo_hyperparameters(algo: str, env_id: str, overrides: Mapping[str, Any
                 types.SimpleNamespace(action_space=action_space),  # type: ignore[arg-type]
             )
     hyperparams.pop("policy")
+    check_model_kwargs(algo, hyperparams, where=f"entry {entry!r} of {source}" + (" with overrides" if overrides else ""))
     return ZooHyperparameters(
         algo=algo,
         env_id=env_id,
