@@ -68,7 +68,7 @@ def test_custom_policy_example(capsys):
     mean_return = run_example("custom_policy.py", ["--timesteps", "1024", "--eval-episodes", "1"])
     assert math.isfinite(mean_return)
     out = capsys.readouterr().out
-    assert "shared extractor: its 2 parameter tensors belong to the actor" in out
+    assert "shared extractor: its 4 parameter tensors belong to the actor" in out
     assert "actor parameters:" in out and "Pendulum-v1: mean return" in out
 
 
