@@ -366,10 +366,9 @@ class TRPOCritic(OnPolicyAlgorithm):
         if not cg.converged_normally or not bool(th.isfinite(cg.x).all()):
             return rejected("cg_breakdown")
 
-        # 4. Full step beta * x, beta = sqrt(2 delta / x^T (F + lambda I) x).
-        fisher_x = fisher_vector_product(cg.x)
-        beta = trust_region_step_size(cg.x, fisher_x, self.target_kl)
-        if not (cg.x.dot(fisher_x) > 0 and th.isfinite(beta)):
+        # 4. Full step beta * x, beta = sqrt(2 delta / x^T (F + lambda I) x), x^T (F + lambda I) x from CG.
+        beta = trust_region_step_size(cg.x_a_x, self.target_kl)
+        if not math.isfinite(beta):
             return rejected("degenerate_step")
         full_step = beta * cg.x
         expected_improvement = float(policy_gradient.dot(full_step))

@@ -202,6 +202,8 @@ class CGResult(NamedTuple):
     residual_squared_norm: float
     #: ``False`` when the curvature ``p^T A p`` was not positive or not finite
     converged_normally: bool
+    #: :math:`x^\\top A x = x^\\top (b - r)`, from CG's own vectors: no further product needed
+    x_a_x: float = 0.0
 
 
 def conjugate_gradient(
@@ -222,7 +224,9 @@ def conjugate_gradient(
     :param b: right-hand side (the policy gradient :math:`g`)
     :param max_iter: maximum number of products (>= 1)
     :param residual_tol: tolerance on the squared residual norm
-    :return: the solution, the iterations taken, the final squared residual and the breakdown flag
+    :return: the solution, the iterations taken, the final squared residual, the breakdown flag,
+        and :math:`x^\\top A x`, computed as :math:`x^\\top (b - r)` with CG's residual
+        :math:`r = b - A x` (exact up to rounding; it saves the product :math:`A x`)
     """
     x = th.zeros_like(b)
     residual = b.clone()
@@ -234,31 +238,32 @@ def conjugate_gradient(
         product = matrix_vector_product(direction)
         curvature = direction.dot(product)
         if not curvature > 0:  # breakdown: A not positive definite along p, or NaN
-            return CGResult(x, iteration, float(residual_squared_norm), False)
+            return CGResult(x, iteration, float(residual_squared_norm), False, float(x.dot(b - residual)))
         alpha = residual_squared_norm / curvature
         x = x + alpha * direction
         residual = residual - alpha * product
         new_residual_squared_norm = residual.dot(residual)
         if new_residual_squared_norm < residual_tol or iteration == max_iter:
-            return CGResult(x, iteration, float(new_residual_squared_norm), True)
+            return CGResult(x, iteration, float(new_residual_squared_norm), True, float(x.dot(b - residual)))
         direction = residual + (new_residual_squared_norm / residual_squared_norm) * direction
         residual_squared_norm = new_residual_squared_norm
     raise AssertionError("unreachable: max_iter must be >= 1")
 
 
-def trust_region_step_size(x: th.Tensor, fisher_x: th.Tensor, target_kl: float) -> th.Tensor:
+def trust_region_step_size(x_fisher_x: float, target_kl: float) -> float:
     """
     The scale :math:`\\beta` of the full step :math:`\\beta x` that reaches the boundary of the
     quadratic trust region :math:`\\tfrac12 \\beta^2 x^\\top (F + \\lambda I) x = \\delta`:
 
     .. math:: \\beta = \\sqrt{2 \\delta / x^\\top (F + \\lambda I) x}
 
-    :param x: the search direction
-    :param fisher_x: :math:`(F + \\lambda I) x`
+    :param x_fisher_x: :math:`x^\\top (F + \\lambda I) x` (:attr:`CGResult.x_a_x`)
     :param target_kl: :math:`\\delta`
-    :return: :math:`\\beta` (NaN or inf when :math:`x^\\top F x \\leq 0`; the caller rejects the step)
+    :return: :math:`\\beta`; NaN when :math:`x^\\top F x \\leq 0` or not finite (the caller rejects the step)
     """
-    return th.sqrt(2.0 * target_kl / x.dot(fisher_x))
+    if not (x_fisher_x > 0 and math.isfinite(x_fisher_x)):
+        return math.nan
+    return math.sqrt(2.0 * target_kl / x_fisher_x)
 
 
 def set_parameters(params: Sequence[th.Tensor], origin: Sequence[th.Tensor], step: th.Tensor | None = None) -> None:

@@ -203,9 +203,34 @@ def test_full_step_reaches_the_quadratic_trust_region_boundary(target_kl):
     obs = th.rand(9, 3, dtype=th.float64)
     fvp = make_fisher_vector_product(copy.copy(policy.get_distribution(obs)), actor_params, damping=0.1)
     g = th.randn(sum(p.numel() for p in actor_params), dtype=th.float64)
-    x = conjugate_gradient(fvp, g, max_iter=10).x
-    beta = trust_region_step_size(x, fvp(x), target_kl)
-    assert math.isclose(float(0.5 * beta**2 * x.dot(fvp(x))), target_kl, rel_tol=1e-10)
+    cg = conjugate_gradient(fvp, g, max_iter=10)
+    beta = trust_region_step_size(cg.x_a_x, target_kl)
+    assert math.isclose(float(0.5 * beta**2 * cg.x.dot(fvp(cg.x))), target_kl, rel_tol=1e-8)
+
+
+@pytest.mark.parametrize("max_iter", [1, 3, 8, 40])
+def test_conjugate_gradient_gives_x_a_x_without_another_product(max_iter):
+    """x^T A x from CG's residual equals the explicit product, converged or stopped early."""
+    generator = th.Generator().manual_seed(max_iter)
+    q = th.linalg.qr(th.randn(20, 20, dtype=th.float64, generator=generator)).Q
+    matrix = q @ th.diag(th.logspace(-2, 2, 20, dtype=th.float64)) @ q.T
+    b = th.randn(20, dtype=th.float64, generator=generator)
+    products = []
+
+    def product(v):
+        products.append(1)
+        return matrix @ v
+
+    result = conjugate_gradient(product, b, max_iter=max_iter, residual_tol=1e-20)
+    assert len(products) == result.iterations  # no product beyond CG's own
+    assert result.x_a_x == pytest.approx(float(result.x @ matrix @ result.x), rel=1e-9)
+
+
+def test_step_size_of_a_degenerate_direction_is_nan():
+    assert math.isnan(trust_region_step_size(0.0, 0.01))
+    assert math.isnan(trust_region_step_size(-1e-3, 0.01))
+    assert math.isnan(trust_region_step_size(float("nan"), 0.01))
+    assert trust_region_step_size(2.0, 0.01) == pytest.approx(0.1)
 
 
 def test_line_search_acceptance_rule():
