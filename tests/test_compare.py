@@ -7,6 +7,7 @@ import pytest
 
 from sb3_trpo_critic.benchmarks import compare
 from sb3_trpo_critic.benchmarks.compare import RunSpec, is_finished, result_path, run_one, run_sweep, write_report
+from sb3_trpo_critic.benchmarks.sweep import SweepSummary
 
 TINY = dict(timesteps=2048, eval_points=2, eval_episodes=2, threads=1)
 SPECS = [RunSpec(algo, "CartPole-v1", seed, **TINY) for algo in ("trpo_critic", "ppo") for seed in (0, 1)]
@@ -70,12 +71,12 @@ def test_resume_skips_finished_runs(sweep):
     out, first_calls, finished_first, mtimes, second_calls, summary = sweep
     assert len(first_calls) == 3 and len(finished_first) == 2  # the third run was lost to the interruption
     assert set(second_calls) == {spec.name for spec in SPECS} - {name[: -len(".json")] for name in finished_first}
-    assert summary == {"total": 4, "skipped": 2, "ran": 2, "failed": 0}
+    assert summary == SweepSummary(total=4, skipped=2, ran=2, failed=0)
     for name, mtime in mtimes.items():
         assert os.stat(out / name).st_mtime_ns == mtime  # finished data never rewritten
     # a third pass has nothing to do
     third_calls: list[str] = []
-    assert run_sweep(SPECS, out, executor=serial_executor(third_calls))["skipped"] == 4
+    assert run_sweep(SPECS, out, executor=serial_executor(third_calls)).skipped == 4
     assert third_calls == []
 
 

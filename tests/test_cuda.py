@@ -2,7 +2,7 @@
 
 Every test is written over a pair of devices. The pairs with "cuda" are skipped without CUDA; the
 pair ("cpu", "cpu") always runs, so that the checks themselves are exercised on any machine.
-Correctness only: timings belong in ``benchmarks/``.
+Correctness only: timings belong in ``sb3_trpo_critic/benchmarks/``.
 """
 
 import numpy as np

@@ -145,15 +145,20 @@ def test_from_sb3_contrib_example(capsys):
 
 
 def test_docs_commands_name_real_files():
-    """Every `python <path>.py` command shown in the docs names a file of the repository."""
-    commands = []
-    for page in DOCS.rglob("*.md"):
+    """Every `python <path>.py` and `python -m sb3_trpo_critic...` command in the docs and the README names a real file."""
+    commands, modules = [], []
+    for page in [ROOT / "README.md", *DOCS.rglob("*.md")]:
         if "_build" in page.parts:
             continue
         for line in page.read_text().splitlines():
-            for word in line.split():
-                if word.endswith(".py") and word.startswith(("examples/", "benchmarks/")):
-                    commands.append((page.name, word.strip("`")))
-    assert commands
+            words = [word.strip("`") for word in line.split()]
+            for index, word in enumerate(words):
+                following = words[index + 1] if index + 1 < len(words) else ""
+                if word.endswith(".py") and word.startswith(("examples/", "sb3_trpo_critic/", "benchmarks/")):
+                    commands.append((page.name, word))
+                if word == "-m" and following.startswith("sb3_trpo_critic"):
+                    modules.append((page.name, following))
+    assert commands and modules
     missing = [(page, path) for page, path in commands if not (ROOT / path).is_file()]
+    missing += [(page, module) for page, module in modules if importlib.util.find_spec(module) is None]
     assert not missing

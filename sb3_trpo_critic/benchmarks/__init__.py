@@ -1,1 +1,2 @@
-"""Benchmarks: ``python -m sb3_trpo_critic.benchmarks.compare`` compares TRPOCritic with PPO and TRPO."""
+"""Benchmarks: ``python -m sb3_trpo_critic.benchmarks.compare`` compares TRPOCritic with PPO and TRPO (modules ``run``,
+``sweep``, ``report``); ``python -m sb3_trpo_critic.benchmarks.update_cost`` times one ``train()`` of each."""

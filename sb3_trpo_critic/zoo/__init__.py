@@ -10,8 +10,11 @@ rl-zoo3 integration: train, evaluate and tune :class:`~sb3_trpo_critic.TRPOCriti
 Needs the ``zoo`` extra: ``pip install "sb3-trpo-critic[zoo]"``.
 """
 
+from sb3_trpo_critic.zoo.envs import make_zoo_vec_env
 from sb3_trpo_critic.zoo.hyperparameters import (
+    ENTRY_RULES,
     HYPERPARAMS_FILE,
+    EntryChoice,
     ZooError,
     ZooHyperparameters,
     hyperparameter_file,
@@ -28,12 +31,15 @@ from sb3_trpo_critic.zoo.registry import (
 
 __all__ = [
     "ALGO_NAME",
+    "ENTRY_RULES",
     "HYPERPARAMS_FILE",
+    "EntryChoice",
     "ZooError",
     "ZooHyperparameters",
     "convert_trpo_critic_params",
     "hyperparameter_file",
     "load_zoo_hyperparameters",
+    "make_zoo_vec_env",
     "read_hyperparameter_file",
     "register",
     "sample_trpo_critic_params",

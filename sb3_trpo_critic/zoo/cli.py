@@ -112,7 +112,7 @@ class ZooExperimentManager(ExperimentManager):
             return super().read_hyperparameters()
         env_id = self.env_name.gym_id
         table = read_hyperparameter_file(self.config)
-        self.entry, note = select_entry(table, env_id, algo=self.algo, origin=self.config)
+        self.entry, _, note = select_entry(table, env_id, algo=self.algo, origin=self.config)
         if self.entry in (env_id, "atari", "default"):  # rl-zoo3 chooses these itself
             return super().read_hyperparameters()
         print(f"note: {note}", file=sys.stderr)

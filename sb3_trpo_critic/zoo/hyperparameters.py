@@ -13,7 +13,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import yaml
@@ -38,12 +38,14 @@ class ZooHyperparameters:
     Build the algorithm with ``ALGOS[algo](policy, env, **model_kwargs)`` on a vectorized env of
     ``n_envs`` copies of ``env_id`` made with ``env_kwargs`` and wrapped by ``env_wrapper`` (per
     copy), then ``vec_env_wrapper``, ``VecNormalize(**normalize_kwargs)`` if ``normalize`` and
-    ``VecFrameStack(frame_stack)`` if ``frame_stack``, in that order (as rl-zoo3 does).
+    ``VecFrameStack(frame_stack)`` if ``frame_stack``, then ``VecTransposeImage`` for channel-last
+    images, in that order (as rl-zoo3 does: :func:`sb3_trpo_critic.zoo.envs.make_zoo_vec_env`).
 
     :param algo: rl-zoo3's name of the algorithm (``trpo_critic``, ``ppo``, ``trpo``, ...)
     :param env_id: The environment the hyperparameters are for
     :param entry: The key of the entry used in the file (``env_id``, its ``-v4`` version,
         ``atari`` or ``default``)
+    :param rule: The rule of :func:`select_entry` that chose it (a key of :data:`ENTRY_RULES`)
     :param source: Path of the hyperparameter file
     :param note: Empty if the file has an entry for ``env_id``; otherwise which entry was used instead
     :param n_timesteps: Training budget, in environment steps
@@ -66,6 +68,7 @@ class ZooHyperparameters:
     algo: str
     env_id: str
     entry: str
+    rule: str
     source: str
     note: str
     n_timesteps: int
@@ -150,31 +153,64 @@ def _is_mujoco(env_id: str) -> bool:
     return is_registered(env_id) and "mujoco" in str(gym.spec(env_id).entry_point)
 
 
-def select_entry(table: Mapping[str, Any], env_id: str, *, algo: str, origin: str) -> tuple[str, str]:
+#: The rules by which :func:`select_entry` chooses an entry, in the order it tries them.
+ENTRY_RULES = {
+    "exact": "the file has an entry for the environment",
+    "mujoco-v4": "a -v5 MuJoCo environment without an entry uses the -v4 entry of the same environment",
+    "atari": "an Atari environment without an entry uses the 'atari' entry",
+    "default": "an environment without an entry uses the 'default' entry",
+}
+
+
+class EntryChoice(NamedTuple):
+    """The entry :func:`select_entry` chose."""
+
+    #: the key of the entry in the file
+    entry: str
+    #: the rule that chose it (a key of :data:`ENTRY_RULES`)
+    rule: str
+    #: empty if the key is the environment's id; otherwise which entry was used instead
+    note: str
+
+
+def entry_candidates(env_id: str) -> list[tuple[str, str]]:
     """
-    Choose the entry of a hyperparameter file for an environment, as rl-zoo3 does, plus a MuJoCo fallback.
+    The keys :func:`select_entry` tries for an environment, in order, each with its rule.
+
+    :param env_id: The environment
+    :return: ``(key, rule)`` pairs: ``env_id``; for a ``-v5`` MuJoCo id, the ``-v4`` id; ``atari``
+        for an Atari environment; ``default``
+    """
+    candidates = [(env_id, "exact")]
+    if env_id.endswith("-v5") and _is_mujoco(env_id):
+        candidates.append((env_id[: -len("-v5")] + "-v4", "mujoco-v4"))
+    if is_registered(env_id) and ExperimentManager.is_atari(env_id):
+        candidates.append(("atari", "atari"))
+    candidates.append(("default", "default"))
+    return candidates
+
+
+def select_entry(table: Mapping[str, Any], env_id: str, *, algo: str, origin: str) -> EntryChoice:
+    """
+    Choose the entry of a hyperparameter file for an environment, as rl-zoo3 does, plus a MuJoCo fallback:
+    the first key of :func:`entry_candidates` that the file has. The one rule of this package: the
+    ``sb3-trpo-critic`` command and the comparison runner both use it.
 
     In order: ``env_id``; for a ``-v5`` MuJoCo id, the same environment's ``-v4`` entry (rl-zoo3
-    has no v5 entries for most algorithms); ``atari`` for an Atari environment; ``default``.
+    has no v5 entries for most algorithms, and its ``train`` alone would take ``default``); ``atari``
+    for an Atari environment; ``default``.
 
     :param table: The file's entries
     :param env_id: The environment
     :param algo: The algorithm's name, for the note
     :param origin: Who wrote the file, for the note (``rl-zoo3``, ``sb3-trpo-critic``, a path)
-    :return: The key of the entry and a note, empty if the key is ``env_id``
+    :return: The key of the entry, the rule that chose it, and a note (empty if the key is ``env_id``)
     :raises ZooError: if no entry applies
     """
-    if env_id in table:
-        return env_id, ""
-    candidates: list[str] = []
-    if env_id.endswith("-v5") and _is_mujoco(env_id):
-        candidates.append(env_id[: -len("-v5")] + "-v4")
-    if is_registered(env_id) and ExperimentManager.is_atari(env_id):
-        candidates.append("atari")
-    candidates.append("default")
-    for key in candidates:
+    for key, rule in entry_candidates(env_id):
         if key in table:
-            return key, f"{origin} has no {env_id} entry for {algo}; used {key}"
+            note = "" if rule == "exact" else f"{origin} has no {env_id} entry for {algo}; used {key}"
+            return EntryChoice(key, rule, note)
     raise ZooError(f"{origin} has no {env_id} entry for {algo} and no 'default' entry")
 
 
@@ -231,7 +267,7 @@ def load_zoo_hyperparameters(algo: str, env_id: str, overrides: Mapping[str, Any
     source = hyperparameter_file(algo)
     table = read_hyperparameter_file(source)
     origin = "sb3-trpo-critic" if algo == ALGO_NAME else "rl-zoo3"
-    entry, note = select_entry(table, env_id, algo=algo, origin=origin)
+    entry, rule, note = select_entry(table, env_id, algo=algo, origin=origin)
     raw = copy.deepcopy(table[entry])
     raw.update(copy.deepcopy(dict(overrides or {})))
     if "policy" not in raw or "n_timesteps" not in raw:
@@ -261,6 +297,7 @@ def load_zoo_hyperparameters(algo: str, env_id: str, overrides: Mapping[str, Any
         algo=algo,
         env_id=env_id,
         entry=entry,
+        rule=rule,
         source=str(source),
         note=note,
         n_timesteps=int(manager.n_timesteps),

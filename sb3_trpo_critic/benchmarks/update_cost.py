@@ -7,8 +7,8 @@ repetition collects a fresh rollout for each algorithm and times its train(), in
 TRPOCritic / sb3_contrib.TRPO for the whole train() and for the policy step alone (everything
 but the critic epochs).
 
-    python benchmarks/update_cost.py --env HalfCheetah-v5 --repetitions 30
-    python benchmarks/update_cost.py --env HalfCheetah-v5 --repetitions 30 --equivalent-trust-region
+    python -m sb3_trpo_critic.benchmarks.update_cost --env HalfCheetah-v5 --repetitions 30
+    python -m sb3_trpo_critic.benchmarks.update_cost --env HalfCheetah-v5 --repetitions 30 --equivalent-trust-region
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import statistics
 import time
 from typing import Any
 
-import numpy as np
 import torch as th
 from sb3_contrib import TRPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_trpo_critic import TRPOCritic
+from sb3_trpo_critic import TRPOCritic, from_sb3_contrib
 
 HYPERPARAMETERS: dict[str, Any] = dict(
     n_steps=1024,
@@ -55,12 +54,10 @@ class CriticClock:
         return self.original_get(batch_size)
 
 
-def build(algo: type, env_id: str, seed: int, scale: float = 1.0):
-    """``scale`` multiplies target_kl and cg_damping (see ``--equivalent-trust-region``)."""
+def build(algo: type, env_id: str, seed: int, same_step: bool = False):
+    """``same_step``: TRPOCritic with sb3_contrib.TRPO's step, translated by ``from_sb3_contrib(same_step=True)``."""
     env = VecNormalize(make_vec_env(env_id, n_envs=2, seed=seed))
-    hyperparameters = dict(HYPERPARAMETERS)
-    hyperparameters["target_kl"] *= scale
-    hyperparameters["cg_damping"] *= scale
+    hyperparameters = from_sb3_contrib(HYPERPARAMETERS, env.action_space, same_step=True) if same_step else HYPERPARAMETERS
     return algo("MlpPolicy", env, seed=seed, device="cpu", **hyperparameters)
 
 
@@ -99,7 +96,11 @@ def time_train(model) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_trpo_critic.benchmarks.update_cost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--repetitions", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
@@ -116,8 +117,7 @@ def main() -> None:
 
     models = {"TRPOCritic": build(TRPOCritic, args.env, args.seed), "sb3_contrib.TRPO": build(TRPO, args.env, args.seed)}
     if args.equivalent_trust_region:
-        action_dim = int(np.prod(models["TRPOCritic"].action_space.shape))
-        models["TRPOCritic"] = build(TRPOCritic, args.env, args.seed, scale=action_dim)
+        models["TRPOCritic"] = build(TRPOCritic, args.env, args.seed, same_step=True)
     times: dict[str, dict[str, list[float]]] = {name: {"train": [], "policy": [], "cg": []} for name in models}
     for repetition in range(args.warmup + args.repetitions):
         for name, model in models.items():
