@@ -190,7 +190,8 @@ def test_load_trpo_critic_v5_entry():
     assert isinstance(hp, ZooHyperparameters)
     assert (hp.algo, hp.env_id, hp.entry, hp.note) == ("trpo_critic", "HalfCheetah-v5", "HalfCheetah-v5", "")
     assert hp.source == str(HYPERPARAMS_FILE)
-    assert (hp.n_timesteps, hp.n_envs, hp.normalize, hp.policy) == (1_000_000, 2, True, "MlpPolicy")
+    assert (hp.n_timesteps, hp.n_envs, hp.normalize, hp.policy) == (1_000_000, 8, True, "MlpPolicy")
+    assert hp.model_kwargs["n_steps"] == 256 and hp.rule == "exact"
     assert hp.normalize_kwargs == {"gamma": 0.99}  # rl-zoo3 passes the algorithm's gamma to VecNormalize
     assert hp.model_kwargs["target_kl"] == pytest.approx(0.24)
     assert "policy" not in hp.model_kwargs and "n_timesteps" not in hp.model_kwargs and "normalize" not in hp.model_kwargs
