@@ -34,6 +34,7 @@ ZOO_HALFCHEETAH = dict(
     target_kl=0.04,
 )
 
+
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="HalfCheetah-v5")
