@@ -156,12 +156,6 @@ class TRPOCritic(OnPolicyAlgorithm):
         is ``learning_rate``). ``None``: the policy's ``optimizer_kwargs`` (Adam: ``eps=1e-5``).
         Adam and AdamW use their fused implementation unless ``fused`` or ``foreach`` is given.
     :param critic_max_grad_norm: If given (> 0), clip the norm of the critic's gradient to it
-    :param rollout_threads: Torch threads while rollouts are collected (SB3's ``collect_rollouts``,
-        unchanged), restored for ``train()``: the policy's forward passes there are on ``n_envs``
-        observations at a time, too small to gain from more threads and slowed by their
-        synchronization. ``None``: torch's setting throughout (e.g. for a CNN on many envs).
-        During collection, torch's argument validation of the action distribution is off as well
-        (observations are checked for NaN and inf by ``learn()`` anyway).
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -211,7 +205,6 @@ class TRPOCritic(OnPolicyAlgorithm):
         critic_optimizer_class: type[th.optim.Optimizer] | None = None,
         critic_optimizer_kwargs: dict[str, Any] | None = None,
         critic_max_grad_norm: float | None = None,
-        rollout_threads: int | None = 1,
         _init_setup_model: bool = True,
     ):
         _validate_hyperparameters(
@@ -230,7 +223,6 @@ class TRPOCritic(OnPolicyAlgorithm):
             target_kl=target_kl,
             sub_sampling_factor=sub_sampling_factor,
             critic_max_grad_norm=critic_max_grad_norm,
-            rollout_threads=rollout_threads,
         )
         super().__init__(
             policy,
@@ -278,7 +270,6 @@ class TRPOCritic(OnPolicyAlgorithm):
         self.critic_optimizer_class = critic_optimizer_class
         self.critic_optimizer_kwargs = critic_optimizer_kwargs
         self.critic_max_grad_norm = critic_max_grad_norm
-        self.rollout_threads = rollout_threads
         #: how many policy steps were rejected, by reason
         self.rejected_steps: dict[str, int] = {}
         self._last_rejection = ""
@@ -495,18 +486,18 @@ class TRPOCritic(OnPolicyAlgorithm):
         rollout_buffer: RolloutBuffer,
         n_rollout_steps: int,
     ) -> bool:
-        """SB3's ``collect_rollouts``, unchanged, with ``rollout_threads`` torch threads and no distribution validation."""
-        threads = th.get_num_threads()
+        """
+        SB3's ``collect_rollouts``, unchanged, with torch's argument validation of the action distribution
+        turned off meanwhile (restored afterwards): it checks the distribution's parameters on every forward
+        pass of the policy, on ``n_envs`` observations at a time, where :class:`~sb3_trpo_critic.guards.NonFiniteRolloutCheck`
+        already checks every observation once.
+        """
         validate = th.distributions.Distribution._validate_args
-        if self.rollout_threads is not None:
-            th.set_num_threads(self.rollout_threads)
         th.distributions.Distribution.set_default_validate_args(False)
         try:
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
         finally:
             th.distributions.Distribution.set_default_validate_args(validate)
-            if self.rollout_threads is not None:
-                th.set_num_threads(threads)
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
         """SB3's callbacks, with :class:`~sb3_trpo_critic.guards.NonFiniteRolloutCheck` run first."""
@@ -613,7 +604,6 @@ def _validate_hyperparameters(**values: Any) -> None:
         "target_kl": (lambda x: finite(x) and x > 0, "a finite number > 0"),
         "sub_sampling_factor": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
         "critic_max_grad_norm": (lambda x: x is None or (finite(x) and x > 0), "None or a finite number > 0"),
-        "rollout_threads": (lambda x: x is None or (integer(x) and x >= 1), "None or an integer >= 1"),
         "learning_rate": (lambda x: callable(x) or (finite(x) and x > 0), "a finite number > 0 or a schedule"),
     }
     for name, value in values.items():
