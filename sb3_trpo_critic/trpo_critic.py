@@ -10,7 +10,7 @@ import math
 import pathlib
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from sb3_trpo_critic.guards import NonFiniteRolloutCheck, check_save_file
 from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, split_actor_critic_parameters
 from sb3_trpo_critic.trust_region import (
+    LineSearchResult,
     backtracking_line_search,
     conjugate_gradient,
     flat_concat,
@@ -373,16 +374,7 @@ class TRPOCritic(OnPolicyAlgorithm):
                 new_surrogate = self._surrogate(candidate, actions, rollout.old_log_prob, advantages)
                 return float(new_surrogate - surrogate), float(full_kl(old_distribution, candidate).mean())
 
-        search = backtracking_line_search(
-            actor_params,
-            full_step,
-            expected_improvement,
-            evaluate_candidate,
-            target_kl=self.target_kl,
-            shrinking_factor=self.line_search_shrinking_factor,
-            max_iter=self.line_search_max_iter,
-            accept_ratio=self.line_search_accept_ratio,
-        )
+        search = self._line_search(full_step, expected_improvement, evaluate_candidate)
         rejected = functools.partial(rejected, expected_improvement=expected_improvement, line_search_steps=search.steps)
         if not search.accepted:
             return rejected("line_search_failed")
@@ -391,6 +383,25 @@ class TRPOCritic(OnPolicyAlgorithm):
             improvement=search.improvement,
             kl=search.kl,
             step_norm=search.fraction * float(th.linalg.vector_norm(full_step)),
+        )
+
+    def _line_search(
+        self, full_step: th.Tensor, expected_improvement: float, evaluate: Callable[[], tuple[float, float]]
+    ) -> LineSearchResult:
+        """
+        Step 5: :func:`~sb3_trpo_critic.trust_region.backtracking_line_search` along ``full_step`` with this
+        model's hyperparameters. A subclass with another line search overrides this method; it must leave
+        the actor at an accepted candidate or exactly at :math:`\\theta_{old}`.
+        """
+        return backtracking_line_search(
+            self._actor_params,
+            full_step,
+            expected_improvement,
+            evaluate,
+            target_kl=self.target_kl,
+            shrinking_factor=self.line_search_shrinking_factor,
+            max_iter=self.line_search_max_iter,
+            accept_ratio=self.line_search_accept_ratio,
         )
 
     def _fit_critic(self, obs: PyTorchObs, returns: th.Tensor) -> CriticFitResult:
