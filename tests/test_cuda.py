@@ -10,10 +10,10 @@ import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import IdentityEnv
-from stable_baselines3.common.logger import Logger
 
 from sb3_trpo_critic import TRPOCritic
 from tests.envs import BoxTargetEnv
+from tests.training import RecordingLogger, collect_rollout
 
 needs_cuda = pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA device")
 
@@ -31,18 +31,6 @@ ENVS = {
 
 # SB3 warns that an MlpPolicy is usually faster on the CPU; on CUDA that is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:You are trying to run TRPOCritic on the GPU")
-
-
-class RecordingLogger(Logger):
-    """An SB3 logger that keeps every recorded value (no output)."""
-
-    def __init__(self):
-        super().__init__(folder=None, output_formats=[])
-        self.history: dict[str, list] = {}
-
-    def record(self, key, value, exclude=None):
-        self.history.setdefault(key, []).append(value)
-        super().record(key, value, exclude)
 
 
 def on_device(tensor: th.Tensor, device: th.device) -> bool:
@@ -112,12 +100,6 @@ def test_save_on_one_device_load_and_learn_on_another(save_device, load_device, 
     assert_model_on(loaded, load_device)
     assert not all(th.equal(b, p) for b, p in zip(before, loaded._critic_params, strict=True))
     assert all(bool(th.isfinite(p).all()) for p in loaded.policy.parameters())
-
-
-def collect_rollout(model: TRPOCritic) -> None:
-    """Fill the rollout buffer exactly as ``learn()`` does before calling ``train()``."""
-    _, callback = model._setup_learn(model.n_steps * model.n_envs, callback=None)
-    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
 
 
 BUFFER_ARRAYS = ("observations", "actions", "rewards", "returns", "episode_starts", "values", "log_probs", "advantages")

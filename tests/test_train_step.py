@@ -7,13 +7,14 @@ import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import IdentityEnv, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
-from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.logger import configure
 
 import sb3_trpo_critic.trpo_critic as trpo_module
 import sb3_trpo_critic.trust_region as trust_region
 from sb3_trpo_critic import TRPOCritic
 from sb3_trpo_critic.trust_region import CGResult, full_kl
 from tests.envs import BoxTargetEnv
+from tests.training import collect_rollout
 
 ENVS = {
     "discrete": lambda: IdentityEnv(dim=4, ep_length=20),
@@ -21,26 +22,6 @@ ENVS = {
     "multidiscrete": lambda: IdentityEnvMultiDiscrete(dim=3, ep_length=20),
     "multibinary": lambda: IdentityEnvMultiBinary(dim=3, ep_length=20),
 }
-
-
-class RecordingLogger(Logger):
-    """An SB3 logger that keeps every recorded value (stdout muted)."""
-
-    def __init__(self):
-        super().__init__(folder=None, output_formats=[])
-        self.history: dict[str, list] = {}
-
-    def record(self, key, value, exclude=None):
-        self.history.setdefault(key, []).append(value)
-        super().record(key, value, exclude)
-
-
-def collect_rollout(model: TRPOCritic) -> None:
-    """Fill the rollout buffer exactly as ``learn()`` does before calling ``train()``."""
-    _, callback = model._setup_learn(model.n_steps * model.n_envs, callback=None)
-    logger = RecordingLogger()
-    model.set_logger(logger)
-    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
 
 
 def actor_snapshot(model: TRPOCritic) -> list[th.Tensor]:
