@@ -13,7 +13,7 @@ from stable_baselines3.common.envs import IdentityEnv
 
 from sb3_trpo_critic import TRPOCritic
 from tests.envs import BoxTargetEnv
-from tests.training import RecordingLogger, collect_rollout
+from tests.training import TRAIN_VALUE_KEYS, RecordingLogger, collect_rollout
 
 needs_cuda = pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA device")
 
@@ -126,26 +126,7 @@ def train_once(model: TRPOCritic) -> dict[str, list]:
 
 
 #: logged by train() and compared between the two devices (the timings are not)
-COMPARED_KEYS = {
-    "train/policy_objective",
-    "train/kl_divergence",
-    "train/surrogate_improvement",
-    "train/expected_improvement",
-    "train/is_line_search_success",
-    "train/line_search_steps",
-    "train/step_outcome",
-    "train/n_rejected_steps",
-    "train/cg_iterations",
-    "train/cg_residual",
-    "train/step_norm",
-    "train/entropy",
-    "train/value_loss_before",
-    "train/value_loss",
-    "train/critic_updates",
-    "train/explained_variance",
-    "train/n_updates",
-    "train/learning_rate",
-}
+COMPARED_KEYS = TRAIN_VALUE_KEYS
 EXACT_KEYS = {
     "train/is_line_search_success",
     "train/line_search_steps",

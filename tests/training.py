@@ -4,6 +4,30 @@ from stable_baselines3.common.logger import Logger
 
 from sb3_trpo_critic import TRPOCritic
 
+#: the values train() logs on every update, timings and the Gaussian ``train/std`` aside
+TRAIN_VALUE_KEYS = frozenset(
+    {
+        "train/policy_objective",
+        "train/kl_divergence",
+        "train/surrogate_improvement",
+        "train/expected_improvement",
+        "train/is_line_search_success",
+        "train/line_search_steps",
+        "train/step_outcome",
+        "train/n_rejected_steps",
+        "train/cg_iterations",
+        "train/cg_residual",
+        "train/step_norm",
+        "train/entropy",
+        "train/value_loss_before",
+        "train/value_loss",
+        "train/critic_updates",
+        "train/explained_variance",
+        "train/n_updates",
+        "train/learning_rate",
+    }
+)
+
 
 class RecordingLogger(Logger):
     """An SB3 logger that keeps every recorded value (no output)."""
