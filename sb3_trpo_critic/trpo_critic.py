@@ -339,14 +339,14 @@ class TRPOCritic(OnPolicyAlgorithm):
         surrogate = self._surrogate(distribution, actions, rollout.old_log_prob, advantages)
         fvp_reuses_graph = self.sub_sampling_factor == 1
         policy_gradient = flat_concat(th.autograd.grad(surrogate, actor_params, retain_graph=fvp_reuses_graph))
-        rejected = functools.partial(
+        result = functools.partial(
             PolicyStepResult,
             surrogate=surrogate.item(),
             entropy=_mean_entropy(old_distribution),
             std=_mean_std(old_distribution),
         )
         if not bool(th.isfinite(policy_gradient).all()):
-            return rejected("nonfinite_gradient")
+            return result("nonfinite_gradient")
 
         # 2. Fisher-vector product v -> (F + lambda I) v at theta_old, on every k-th state.
         fvp_distribution = distribution if fvp_reuses_graph else self._distribution(self._subsample(obs))
@@ -354,14 +354,14 @@ class TRPOCritic(OnPolicyAlgorithm):
 
         # 3. Conjugate gradient: x ~ (F + lambda I)^-1 g.
         cg = conjugate_gradient(fisher_vector_product, policy_gradient, self.cg_max_steps, self.cg_residual_tol)
-        rejected = functools.partial(rejected, cg_iterations=cg.iterations, cg_residual=cg.residual_squared_norm)
+        result = functools.partial(result, cg_iterations=cg.iterations, cg_residual=cg.residual_squared_norm)
         if not cg.converged_normally or not bool(th.isfinite(cg.x).all()):
-            return rejected("cg_breakdown")
+            return result("cg_breakdown")
 
         # 4. Full step beta * x, beta = sqrt(2 delta / x^T (F + lambda I) x), x^T (F + lambda I) x from CG.
         beta = trust_region_step_size(cg.x_a_x, self.target_kl)
         if not math.isfinite(beta):
-            return rejected("degenerate_step")
+            return result("degenerate_step")
         full_step = beta * cg.x
         expected_improvement = float(policy_gradient.dot(full_step))
         del fisher_vector_product, fvp_distribution, distribution  # free the autograd graph
@@ -375,10 +375,10 @@ class TRPOCritic(OnPolicyAlgorithm):
                 return float(new_surrogate - surrogate), float(full_kl(old_distribution, candidate).mean())
 
         search = self._line_search(full_step, expected_improvement, evaluate_candidate)
-        rejected = functools.partial(rejected, expected_improvement=expected_improvement, line_search_steps=search.steps)
+        result = functools.partial(result, expected_improvement=expected_improvement, line_search_steps=search.steps)
         if not search.accepted:
-            return rejected("line_search_failed")
-        return rejected(
+            return result("line_search_failed")
+        return result(
             "accepted",
             improvement=search.improvement,
             kl=search.kl,
