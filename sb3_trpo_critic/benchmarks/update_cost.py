@@ -9,6 +9,8 @@ but the critic epochs).
 
     python -m sb3_trpo_critic.benchmarks.update_cost --env HalfCheetah-v5 --repetitions 30
     python -m sb3_trpo_critic.benchmarks.update_cost --env HalfCheetah-v5 --repetitions 30 --equivalent-trust-region
+
+On a GPU: ``--device cuda``; a large rollout: ``--n-envs 64 --n-steps 256``.
 """
 
 from __future__ import annotations
@@ -54,11 +56,27 @@ class CriticClock:
         return self.original_get(batch_size)
 
 
-def build(algo: type, env_id: str, seed: int, same_step: bool = False):
+def build(
+    algo: type,
+    env_id: str,
+    seed: int,
+    same_step: bool = False,
+    device: str = "cpu",
+    n_envs: int = 2,
+    n_steps: int = HYPERPARAMETERS["n_steps"],
+):
     """``same_step``: TRPOCritic with sb3_contrib.TRPO's step, translated by ``from_sb3_contrib(same_step=True)``."""
-    env = VecNormalize(make_vec_env(env_id, n_envs=2, seed=seed))
-    hyperparameters = from_sb3_contrib(HYPERPARAMETERS, env.action_space, same_step=True) if same_step else HYPERPARAMETERS
-    return algo("MlpPolicy", env, seed=seed, device="cpu", **hyperparameters)
+    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed))
+    hyperparameters = {**HYPERPARAMETERS, "n_steps": n_steps}
+    if same_step:
+        hyperparameters = from_sb3_contrib(hyperparameters, env.action_space, same_step=True)
+    return algo("MlpPolicy", env, seed=seed, device=device, **hyperparameters)
+
+
+def synchronize(model) -> None:
+    """Wait for queued GPU work, so that a timer measures it (a no-op on CPU)."""
+    if model.device.type == "cuda":
+        th.cuda.synchronize(model.device)
 
 
 def collect(model) -> None:
@@ -69,9 +87,11 @@ def collect(model) -> None:
 def time_train(model) -> tuple[float, float, int]:
     """Seconds of the whole train() and of its policy step (all but the critic epochs), and CG iterations."""
     collect(model)
+    synchronize(model)
     if isinstance(model, TRPOCritic):
         start = time.perf_counter()
         model.train()
+        synchronize(model)
         total = time.perf_counter() - start
         logged = model.logger.name_to_value
         return total, total - logged["train/critic_time"], int(logged["train/cg_iterations"])
@@ -88,6 +108,7 @@ def time_train(model) -> tuple[float, float, int]:
     clock = CriticClock(model.rollout_buffer)
     start = time.perf_counter()
     model.train()
+    synchronize(model)
     end = time.perf_counter()
     model.rollout_buffer.get = clock.original_get
     del model.hessian_vector_product
@@ -106,6 +127,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device of both models, e.g. cuda")
+    parser.add_argument("--n-envs", type=int, default=2, help="environments per rollout")
+    parser.add_argument("--n-steps", type=int, default=HYPERPARAMETERS["n_steps"], help="steps per environment")
     parser.add_argument(
         "--equivalent-trust-region",
         action="store_true",
@@ -115,9 +139,11 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
-    models = {"TRPOCritic": build(TRPOCritic, args.env, args.seed), "sb3_contrib.TRPO": build(TRPO, args.env, args.seed)}
-    if args.equivalent_trust_region:
-        models["TRPOCritic"] = build(TRPOCritic, args.env, args.seed, same_step=True)
+    shape = dict(device=args.device, n_envs=args.n_envs, n_steps=args.n_steps)
+    models = {
+        "TRPOCritic": build(TRPOCritic, args.env, args.seed, same_step=args.equivalent_trust_region, **shape),
+        "sb3_contrib.TRPO": build(TRPO, args.env, args.seed, **shape),
+    }
     times: dict[str, dict[str, list[float]]] = {name: {"train": [], "policy": [], "cg": []} for name in models}
     for repetition in range(args.warmup + args.repetitions):
         for name, model in models.items():
@@ -130,7 +156,8 @@ def main() -> None:
     print(
         f"env={args.env} repetitions={args.repetitions} threads={args.threads} torch={th.__version__} "
         f"python={platform.python_version()} cpu={platform.processor() or platform.machine()} "
-        f"equivalent_trust_region={args.equivalent_trust_region}"
+        f"equivalent_trust_region={args.equivalent_trust_region} device={args.device} "
+        f"rollout={args.n_envs}x{args.n_steps}"
     )
     print(f"{'':18s} {'train() median':>15s} {'policy step median':>19s} {'critic epochs median':>21s} {'CG its':>7s}")
     medians = {}
