@@ -14,6 +14,12 @@ from typing import Any
 
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import (
+    RecurrentActorCriticCnnPolicy,
+    RecurrentActorCriticPolicy,
+    RecurrentMultiInputActorCriticPolicy,
+)
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import (
     ActorCriticCnnPolicy,
     ActorCriticPolicy,
@@ -51,13 +57,53 @@ class MultiInputPolicy(MultiInputActorCriticPolicy):
         super().__init__(*args, **kwargs)
 
 
+class MlpLstmPolicy(RecurrentActorCriticPolicy):
+    """sb3_contrib's :class:`~sb3_contrib.common.recurrent.policies.RecurrentActorCriticPolicy` (an LSTM for the
+    actor, and one for the critic unless ``enable_critic_lstm=False``), with ``share_features_extractor=False`` by
+    default. ``shared_lstm=True`` is refused by :class:`~sb3_trpo_critic.RecurrentTRPOCritic`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("share_features_extractor", False)
+        super().__init__(*args, **kwargs)
+
+
+class CnnLstmPolicy(RecurrentActorCriticCnnPolicy):
+    """sb3_contrib's :class:`~sb3_contrib.common.recurrent.policies.RecurrentActorCriticCnnPolicy`, with one CNN
+    for the actor and one for the critic by default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("share_features_extractor", False)
+        super().__init__(*args, **kwargs)
+
+
+class MultiInputLstmPolicy(RecurrentMultiInputActorCriticPolicy):
+    """sb3_contrib's :class:`~sb3_contrib.common.recurrent.policies.RecurrentMultiInputActorCriticPolicy`, with
+    separate actor and critic extractors by default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("share_features_extractor", False)
+        super().__init__(*args, **kwargs)
+
+
+def _distribution_and_value(policy: ActorCriticPolicy, obs: Any) -> tuple[Distribution, th.Tensor]:
+    """The action distribution and the value of one observation (a recurrent policy: from zero LSTM states)."""
+    if isinstance(policy, RecurrentActorCriticPolicy):
+        lstm = policy.lstm_actor
+        zeros = th.zeros(lstm.num_layers, 1, lstm.hidden_size, device=policy.device)
+        episode_starts = th.zeros(1, device=policy.device)
+        distribution, _ = policy.get_distribution(obs, (zeros, zeros), episode_starts)
+        return distribution, policy.predict_values(obs, (zeros, zeros), episode_starts)
+    return policy.get_distribution(obs), policy.predict_values(obs)
+
+
 def split_actor_critic_parameters(policy: ActorCriticPolicy) -> tuple[list[th.nn.Parameter], list[th.nn.Parameter]]:
     """
     Split a policy's trainable parameters into the actor's and the critic's, by the structure
     of its computation graph: a parameter belongs to the actor when the action distribution
     depends on it (whether the value depends on it too or not: shared layers belong to the actor,
     whose moves the trust region bounds), and to the critic when only the value depends on it.
-    This holds for custom policies and feature extractors too, whatever their parameter names.
+    This holds for custom policies and feature extractors too, whatever their parameter names,
+    and for recurrent policies (an LSTM is the actor's or the critic's by the same rule).
 
     :param policy: an actor-critic policy
     :return: ``(actor_params, critic_params)``, each in ``policy.parameters()`` order
@@ -75,9 +121,9 @@ def split_actor_critic_parameters(policy: ActorCriticPolicy) -> tuple[list[th.nn
     policy.set_training_mode(False)
     try:
         with th.enable_grad():
-            distribution = policy.get_distribution(obs)
+            distribution, value = _distribution_and_value(policy, obs)
             dist_out = th.stack([out.sum() for out in distribution_outputs(distribution)]).sum()
-            value_out = policy.predict_values(obs).sum()
+            value_out = value.sum()
             actor_grads = th.autograd.grad(dist_out, params, allow_unused=True)
             critic_grads = th.autograd.grad(value_out, params, allow_unused=True)
     finally:

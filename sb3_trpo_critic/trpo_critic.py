@@ -16,12 +16,21 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.type_aliases import RecurrentDictRolloutBufferSamples, RecurrentRolloutBufferSamples
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, RolloutBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import (
+    DictRolloutBufferSamples,
+    GymEnv,
+    MaybeCallback,
+    PyTorchObs,
+    RolloutBufferSamples,
+    Schedule,
+)
 from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
@@ -35,10 +44,15 @@ from sb3_trpo_critic.trust_region import (
     flat_concat,
     full_kl,
     make_fisher_vector_product,
+    masked_mean,
     trust_region_step_size,
 )
 
 SelfTRPOCritic = TypeVar("SelfTRPOCritic", bound="TRPOCritic")
+
+#: A whole rollout, as the rollout buffer's ``get(batch_size=None)`` returns it (recurrent rollouts:
+#: padded sequences with their LSTM states and a mask, see :class:`~sb3_trpo_critic.RecurrentTRPOCritic`).
+Rollout = RolloutBufferSamples | DictRolloutBufferSamples | RecurrentRolloutBufferSamples | RecurrentDictRolloutBufferSamples
 
 #: Action spaces with an exact Fisher metric (see :mod:`sb3_trpo_critic.trust_region`).
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -281,6 +295,15 @@ class TRPOCritic(OnPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         super()._setup_model()
+        if isinstance(self.policy, RecurrentActorCriticPolicy):
+            raise HyperparameterError(
+                f"policy {type(self.policy).__name__} is recurrent: train it with RecurrentTRPOCritic "
+                "(and load its saved models with RecurrentTRPOCritic.load)"
+            )
+        self._setup_critic_optimizer()
+
+    def _setup_critic_optimizer(self) -> None:
+        """Split the policy's parameters into the actor's and the critic's; give the critic its own optimizer."""
         self._actor_params, self._critic_params = split_actor_critic_parameters(self.policy)
         # The critic's own optimizer: it replaces the policy's optimizer, so that SB3's learning-rate
         # schedule, save and load apply to it unchanged.
@@ -313,44 +336,45 @@ class TRPOCritic(OnPolicyAlgorithm):
             self._record_rejection(step.outcome)
 
         critic_start = time.perf_counter()
-        fit = self._fit_critic(rollout.observations, rollout.returns)  # step 6: critic regression
+        fit = self._fit_critic(rollout)  # step 6: critic regression
         critic_seconds = time.perf_counter() - critic_start
 
         self._n_updates += 1
         self._log_update(step, fit, policy_step_seconds, critic_seconds)
 
-    def _policy_step(self, rollout: RolloutBufferSamples) -> PolicyStepResult:
+    def _policy_step(self, rollout: Rollout) -> PolicyStepResult:
         """
         One trust-region step of the actor on the whole rollout. The actor's parameters end at the
         accepted candidate, or at :math:`\\theta_{old}` exactly when the step is rejected, whatever
         happens (also when an exception interrupts it).
         """
-        obs = rollout.observations
         actions = rollout.actions.long().flatten() if isinstance(self.action_space, spaces.Discrete) else rollout.actions
         actor_params = self._actor_params
+        mask = self._state_mask(rollout)  # the states of every mean (None: all of them)
 
         # 1. Surrogate L(theta) = mean[ pi_theta(a|s) / pi_old(a|s) * A ] and its gradient g.
         advantages = rollout.advantages
         if self.normalize_advantage:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            kept = advantages if mask is None else advantages[mask]
+            advantages = (advantages - kept.mean()) / (kept.std() + 1e-8)
         with th.no_grad():
-            old_distribution = self._distribution(obs)
-        distribution = self._distribution(obs)
-        surrogate = self._surrogate(distribution, actions, rollout.old_log_prob, advantages)
+            old_distribution = self._action_distribution(rollout)
+        distribution = self._action_distribution(rollout)
+        surrogate = self._surrogate(distribution, actions, rollout.old_log_prob, advantages, mask)
         fvp_reuses_graph = self.sub_sampling_factor == 1
         policy_gradient = flat_concat(th.autograd.grad(surrogate, actor_params, retain_graph=fvp_reuses_graph))
         result = functools.partial(
             PolicyStepResult,
             surrogate=surrogate.item(),
-            entropy=_mean_entropy(old_distribution),
-            std=_mean_std(old_distribution),
+            entropy=_mean_entropy(old_distribution, mask),
+            std=_mean_std(old_distribution, mask),
         )
         if not bool(th.isfinite(policy_gradient).all()):
             return result("nonfinite_gradient")
 
         # 2. Fisher-vector product v -> (F + lambda I) v at theta_old, on every k-th state.
-        fvp_distribution = distribution if fvp_reuses_graph else self._distribution(self._subsample(obs))
-        fisher_vector_product = make_fisher_vector_product(fvp_distribution, actor_params, self.cg_damping)
+        fvp_distribution, fvp_mask = (distribution, mask) if fvp_reuses_graph else self._fisher_distribution(rollout)
+        fisher_vector_product = make_fisher_vector_product(fvp_distribution, actor_params, self.cg_damping, fvp_mask)
 
         # 3. Conjugate gradient: x ~ (F + lambda I)^-1 g.
         cg = conjugate_gradient(fisher_vector_product, policy_gradient, self.cg_max_steps, self.cg_residual_tol)
@@ -370,9 +394,9 @@ class TRPOCritic(OnPolicyAlgorithm):
         #    with mean KL(pi_old || pi_new) <= delta; otherwise theta_old, restored exactly.
         def evaluate_candidate() -> tuple[float, float]:
             with th.no_grad():
-                candidate = self._distribution(obs)
-                new_surrogate = self._surrogate(candidate, actions, rollout.old_log_prob, advantages)
-                return float(new_surrogate - surrogate), float(full_kl(old_distribution, candidate).mean())
+                candidate = self._action_distribution(rollout)
+                new_surrogate = self._surrogate(candidate, actions, rollout.old_log_prob, advantages, mask)
+                return float(new_surrogate - surrogate), float(masked_mean(full_kl(old_distribution, candidate), mask))
 
         search = self._line_search(full_step, expected_improvement, evaluate_candidate)
         result = functools.partial(result, expected_improvement=expected_improvement, line_search_steps=search.steps)
@@ -404,12 +428,13 @@ class TRPOCritic(OnPolicyAlgorithm):
             accept_ratio=self.line_search_accept_ratio,
         )
 
-    def _fit_critic(self, obs: PyTorchObs, returns: th.Tensor) -> CriticFitResult:
+    def _fit_critic(self, rollout: Rollout) -> CriticFitResult:
         """
         ``n_critic_updates`` epochs of minibatch MSE regression of :math:`V(s)` on the returns, with the
         critic's own optimizer. The actor's parameters are frozen meanwhile: a parameter shared by both
         (``share_features_extractor=True``) gets no gradient from the critic and keeps its value.
         """
+        obs, returns = rollout.observations, rollout.returns
         with th.no_grad():
             loss_before = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
         updates = 0
@@ -473,16 +498,32 @@ class TRPOCritic(OnPolicyAlgorithm):
         record("train/critic_time", critic_seconds)
         record("train/n_updates", self._n_updates, exclude="tensorboard")
 
+    def _action_distribution(self, rollout: Rollout) -> Distribution:
+        """The policy's action distribution on the rollout's states, at the actor's current parameters."""
+        return self._distribution(rollout.observations)
+
+    def _fisher_distribution(self, rollout: Rollout) -> tuple[Distribution, th.Tensor | None]:
+        """The distribution on the states of the Fisher-vector products (every ``sub_sampling_factor``-th) and their mask."""
+        return self._distribution(self._subsample(rollout.observations)), None
+
+    def _state_mask(self, rollout: Rollout) -> th.Tensor | None:
+        """Which of the rollout's states are data (``None``: all; recurrent rollouts have padding)."""
+        return None
+
     def _distribution(self, obs: PyTorchObs) -> Distribution:
         # SB3 policies return the same, mutated distribution object on every call: keep a copy.
         return copy.copy(self.policy.get_distribution(obs))
 
     @staticmethod
     def _surrogate(
-        distribution: Distribution, actions: th.Tensor, old_log_prob: th.Tensor, advantages: th.Tensor
+        distribution: Distribution,
+        actions: th.Tensor,
+        old_log_prob: th.Tensor,
+        advantages: th.Tensor,
+        mask: th.Tensor | None = None,
     ) -> th.Tensor:
         ratio = th.exp(distribution.log_prob(actions) - old_log_prob)
-        return (ratio * advantages).mean()
+        return masked_mean(ratio * advantages, mask)
 
     def _subsample(self, obs: PyTorchObs) -> PyTorchObs:
         step = self.sub_sampling_factor
@@ -503,12 +544,8 @@ class TRPOCritic(OnPolicyAlgorithm):
         pass of the policy, on ``n_envs`` observations at a time, where :class:`~sb3_trpo_critic.guards.NonFiniteRolloutCheck`
         already checks every observation once.
         """
-        validate = th.distributions.Distribution._validate_args
-        th.distributions.Distribution.set_default_validate_args(False)
-        try:
+        with distribution_validation_off():
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
-        finally:
-            th.distributions.Distribution.set_default_validate_args(validate)
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
         """SB3's callbacks, with :class:`~sb3_trpo_critic.guards.NonFiniteRolloutCheck` run first."""
@@ -563,6 +600,17 @@ class TRPOCritic(OnPolicyAlgorithm):
 
 
 @contextlib.contextmanager
+def distribution_validation_off() -> Iterator[None]:
+    """Turn off torch's argument validation of distributions for the block (restored afterwards)."""
+    validate = th.distributions.Distribution._validate_args
+    th.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        th.distributions.Distribution.set_default_validate_args(validate)
+
+
+@contextlib.contextmanager
 def _frozen(params: list[th.nn.Parameter]) -> Iterator[None]:
     """Turn off ``requires_grad`` of ``params`` for the block (restored afterwards, also on an exception)."""
     flags = [param.requires_grad for param in params]
@@ -581,14 +629,16 @@ def _index(obs: PyTorchObs, indices: th.Tensor) -> PyTorchObs:
     return obs[indices]
 
 
-def _mean_entropy(distribution: Distribution) -> float:
+def _mean_entropy(distribution: Distribution, mask: th.Tensor | None = None) -> float:
     entropy = distribution.entropy()
-    return float("nan") if entropy is None else float(entropy.mean())
+    return float("nan") if entropy is None else float(masked_mean(entropy, mask))
 
 
-def _mean_std(distribution: Distribution) -> float | None:
+def _mean_std(distribution: Distribution, mask: th.Tensor | None = None) -> float | None:
     scale = getattr(distribution.distribution, "scale", None)
-    return None if scale is None else float(scale.mean())
+    if scale is None:
+        return None
+    return float(scale.mean() if mask is None else scale[mask].mean())
 
 
 def _validate_hyperparameters(**values: Any) -> None:

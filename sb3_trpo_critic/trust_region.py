@@ -10,6 +10,8 @@ explicit formula (``tests/test_trust_region.py``):
   parameters, so that the Fisher of the policy is :math:`F = \\mathbb{E}_s[J^\\top M J]`,
   :math:`J = \\partial \\eta / \\partial \\theta`.
 * :func:`make_fisher_vector_product` -- :math:`v \\mapsto (F + \\lambda I) v`.
+* :func:`masked_mean` -- :math:`\\hat{\\mathbb{E}}_s` over the states of the data (not the padding
+  of recurrent sequences).
 * :func:`conjugate_gradient` -- :math:`x \\approx (F + \\lambda I)^{-1} g`.
 * :func:`trust_region_step_size` -- :math:`\\beta = \\sqrt{2\\delta / x^\\top (F + \\lambda I) x}`.
 * :func:`backtracking_line_search` -- the first :math:`\\theta_{old} + \\alpha^j \\beta x` that
@@ -134,16 +136,33 @@ def unflatten_like(vector: th.Tensor, like: Sequence[th.Tensor]) -> list[th.Tens
     return [chunk.view_as(t) for chunk, t in zip(chunks, like, strict=True)]
 
 
+def masked_mean(values: th.Tensor, mask: th.Tensor | None) -> th.Tensor:
+    """
+    The mean of ``values`` over the states that ``mask`` keeps: :math:`\\frac{1}{N} \\sum_{s: m_s} x_s`.
+
+    Recurrent rollouts come as padded sequences (:class:`~sb3_trpo_critic.RecurrentTRPOCritic`); their
+    padding is not data and never enters a mean.
+
+    :param values: one value per state, shape ``(n_states,)``
+    :param mask: boolean, shape ``(n_states,)``; ``None`` keeps every state (``values.mean()``)
+    :return: a scalar tensor
+    """
+    return values.mean() if mask is None else values[mask].mean()
+
+
 def make_fisher_vector_product(
     distribution: Distribution,
     params: Sequence[th.Tensor],
     damping: float,
+    mask: th.Tensor | None = None,
 ) -> Callable[[th.Tensor], th.Tensor]:
     """
     Build :math:`v \\mapsto (F + \\lambda I) v` for the Fisher of the policy at :math:`\\theta_{old}`,
     in Gauss-Newton form:
 
     .. math:: F v = \\frac{1}{N} \\sum_s J_s^\\top M_s J_s v, \\qquad J_s = \\partial \\eta(s) / \\partial \\theta
+
+    over the :math:`N` states that ``mask`` keeps (all of them without a mask),
 
     which is exactly the Hessian of the mean full KL at :math:`\\theta_{old}` (the residual
     term of the Hessian vanishes there, because the KL's gradient in :math:`\\eta` is zero).
@@ -157,10 +176,14 @@ def make_fisher_vector_product(
         with the autograd graph kept
     :param params: the actor parameters :math:`\\theta`
     :param damping: :math:`\\lambda \\geq 0`
+    :param mask: boolean, one per state: the states of the mean (the padding of recurrent sequences
+        is left out); ``None``: every state
     :return: the damped Fisher-vector product on flat vectors
     """
     outputs = distribution_outputs(distribution)
-    n_states = outputs[0].shape[0]
+    n_states = outputs[0].shape[0] if mask is None else int(mask.sum())
+    # M_s is zero on the states the mask leaves out, so they add nothing to J^T M J v
+    state_weight = None if mask is None else mask.to(outputs[0].dtype).unsqueeze(-1)
     dummies = [th.zeros_like(out, requires_grad=True) for out in outputs]
     jacobian_transpose_dummies = th.autograd.grad(
         outputs, params, grad_outputs=dummies, create_graph=True, allow_unused=True, materialize_grads=True
@@ -178,6 +201,8 @@ def make_fisher_vector_product(
         )
         # J^T M J v
         metric_jacobian_vector = fisher_metric(distribution, jacobian_vector)
+        if state_weight is not None:
+            metric_jacobian_vector = [state_weight * u for u in metric_jacobian_vector]
         product = th.autograd.grad(
             outputs,
             params,

@@ -1,7 +1,8 @@
 """
 rl-zoo3 integration: train, evaluate and tune :class:`~sb3_trpo_critic.TRPOCritic` from hyperparameter files.
 
-- :func:`register` adds ``trpo_critic`` to rl-zoo3's algorithm table and hyperparameter search;
+- :func:`register` adds ``trpo_critic`` and ``recurrent_trpo_critic`` to rl-zoo3's algorithm table and
+  hyperparameter search;
 - :func:`~sb3_trpo_critic.zoo.cli.main` (the ``sb3-trpo-critic`` command and
   ``python -m sb3_trpo_critic.zoo``) runs rl-zoo3's scripts with it registered;
 - :func:`load_zoo_hyperparameters` returns the preprocessed hyperparameters of one
@@ -24,6 +25,8 @@ from sb3_trpo_critic.zoo.hyperparameters import (
 )
 from sb3_trpo_critic.zoo.registry import (
     ALGO_NAME,
+    ALGORITHMS,
+    RECURRENT_ALGO_NAME,
     convert_trpo_critic_params,
     register,
     sample_trpo_critic_params,
@@ -31,8 +34,10 @@ from sb3_trpo_critic.zoo.registry import (
 
 __all__ = [
     "ALGO_NAME",
+    "ALGORITHMS",
     "ENTRY_RULES",
     "HYPERPARAMS_FILE",
+    "RECURRENT_ALGO_NAME",
     "EntryChoice",
     "ZooError",
     "ZooHyperparameters",

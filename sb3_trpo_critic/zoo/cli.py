@@ -2,10 +2,11 @@
 The ``sb3-trpo-critic`` command (also ``python -m sb3_trpo_critic.zoo``): rl-zoo3's scripts with TRPOCritic.
 
 ``sb3-trpo-critic <script> [rl-zoo3 arguments]`` runs rl-zoo3's ``train``, ``enjoy``,
-``record_video``, ``plot_train``, ``plot_from_file`` or ``all_plots`` with ``trpo_critic``
-registered (:func:`~sb3_trpo_critic.zoo.register`) next to rl-zoo3's own algorithms. Arguments
-are passed to rl-zoo3 unchanged, with one default added: ``train --algo trpo_critic`` without
-``--conf-file`` reads this package's ``trpo_critic.yml``.
+``record_video``, ``plot_train``, ``plot_from_file`` or ``all_plots`` with ``trpo_critic`` and
+``recurrent_trpo_critic`` registered (:func:`~sb3_trpo_critic.zoo.register`) next to rl-zoo3's own
+algorithms. Arguments are passed to rl-zoo3 unchanged, with one default added: ``train --algo
+trpo_critic`` (or ``recurrent_trpo_critic``) without ``--conf-file`` reads this package's
+``trpo_critic.yml`` (``recurrent_trpo_critic.yml``).
 
 The entry of a hyperparameter file is chosen by :func:`~sb3_trpo_critic.zoo.select_entry`, the
 rule the comparison runner uses too: for a ``-v5`` MuJoCo environment without an entry of its own,
@@ -44,7 +45,7 @@ from sb3_trpo_critic.zoo.hyperparameters import (
     read_hyperparameter_file,
     select_entry,
 )
-from sb3_trpo_critic.zoo.registry import ALGO_NAME, register
+from sb3_trpo_critic.zoo.registry import ALGORITHMS, register
 
 #: rl-zoo3's scripts this command runs: (module, function), or (module, None) for a ``__main__`` script.
 SCRIPTS: dict[str, tuple[str, str | None]] = {
@@ -86,7 +87,8 @@ class ZooExperimentManager(ExperimentManager):
     """
     rl-zoo3's ``ExperimentManager`` with this package's defaults and checks.
 
-    - ``trpo_critic`` without a config file reads :data:`~sb3_trpo_critic.zoo.HYPERPARAMS_FILE`;
+    - ``trpo_critic`` without a config file reads :data:`~sb3_trpo_critic.zoo.HYPERPARAMS_FILE`,
+      ``recurrent_trpo_critic`` the ``recurrent_trpo_critic.yml`` beside it;
     - a YAML hyperparameter file is checked first (exists, parses, has an entry for the environment),
       raising :class:`~sb3_trpo_critic.zoo.ZooError` with a one-line message;
     - for a ``-v5`` MuJoCo environment that falls back to ``default`` although a ``-v4`` entry
@@ -99,8 +101,8 @@ class ZooExperimentManager(ExperimentManager):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         bound = inspect.signature(ExperimentManager.__init__).bind(self, *args, **kwargs)
-        if bound.arguments.get("config") is None and bound.arguments.get("algo") == ALGO_NAME:
-            bound.arguments["config"] = str(hyperparameter_file(ALGO_NAME))
+        if bound.arguments.get("config") is None and bound.arguments.get("algo") in ALGORITHMS:
+            bound.arguments["config"] = str(hyperparameter_file(bound.arguments["algo"]))
         super().__init__(*bound.args[1:], **bound.kwargs)
 
     #: The entry of the hyperparameter file that was read (``None`` before, or for a Python config).
@@ -152,9 +154,10 @@ def _command_name() -> str:
 def _usage(command: str) -> str:
     return (
         f"usage: {command} {{{','.join(SCRIPTS)}}} [rl-zoo3 arguments ...]\n\n"
-        "Runs rl-zoo3's script with TRPOCritic registered as `trpo_critic`, next to rl-zoo3's\n"
-        "algorithms (ppo, trpo, ...). `train --algo trpo_critic` reads sb3-trpo-critic's\n"
-        "trpo_critic.yml unless --conf-file is given. `<script> --help` lists the script's arguments.\n"
+        "Runs rl-zoo3's script with TRPOCritic registered as `trpo_critic` and RecurrentTRPOCritic as\n"
+        "`recurrent_trpo_critic`, next to rl-zoo3's algorithms (ppo, trpo, ppo_lstm, ...). `train --algo\n"
+        "trpo_critic` reads sb3-trpo-critic's trpo_critic.yml (recurrent_trpo_critic: recurrent_trpo_critic.yml)\n"
+        "unless --conf-file is given. `<script> --help` lists the script's arguments.\n"
     )
 
 

@@ -20,7 +20,7 @@ import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
 
-from sb3_trpo_critic.zoo.registry import ALGO_NAME, register
+from sb3_trpo_critic.zoo.registry import ALGO_NAME, ALGORITHMS, register
 
 #: TRPOCritic's hyperparameter file, shipped as package data (``hyperparams/trpo_critic.yml`` links to it).
 HYPERPARAMS_FILE = Path(__file__).resolve().parent.parent / "hyperparams" / f"{ALGO_NAME}.yml"
@@ -87,13 +87,14 @@ class ZooHyperparameters:
 
 def hyperparameter_file(algo: str) -> Path:
     """
-    The default hyperparameter file of an algorithm: ours for ``trpo_critic``, rl-zoo3's otherwise.
+    The default hyperparameter file of an algorithm: this package's for ``trpo_critic`` and
+    ``recurrent_trpo_critic``, rl-zoo3's otherwise.
 
     :param algo: rl-zoo3's name of the algorithm
     :return: The path of the file (rl-zoo3's ``hyperparams/{algo}.yml`` may not exist for every algorithm)
     """
-    if algo == ALGO_NAME:
-        return HYPERPARAMS_FILE
+    if algo in ALGORITHMS:
+        return HYPERPARAMS_FILE.with_name(f"{algo}.yml")
     import rl_zoo3
 
     package = Path(rl_zoo3.__file__).resolve().parent
@@ -266,7 +267,7 @@ def load_zoo_hyperparameters(algo: str, env_id: str, overrides: Mapping[str, Any
     check_registered(env_id)
     source = hyperparameter_file(algo)
     table = read_hyperparameter_file(source)
-    origin = "sb3-trpo-critic" if algo == ALGO_NAME else "rl-zoo3"
+    origin = "sb3-trpo-critic" if algo in ALGORITHMS else "rl-zoo3"
     entry, rule, note = select_entry(table, env_id, algo=algo, origin=origin)
     raw = copy.deepcopy(table[entry])
     raw.update(copy.deepcopy(dict(overrides or {})))

@@ -1,4 +1,4 @@
-"""Register TRPOCritic in rl-zoo3: its algorithm table and its hyperparameter search."""
+"""Register TRPOCritic and RecurrentTRPOCritic in rl-zoo3: its algorithm table and its hyperparameter search."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ import optuna
 from rl_zoo3 import hyperparams_opt
 from rl_zoo3.utils import ALGOS
 
+from sb3_trpo_critic.recurrent import RecurrentTRPOCritic
 from sb3_trpo_critic.trpo_critic import TRPOCritic
 
 #: The name of TRPOCritic in rl-zoo3 (``--algo trpo_critic``, ``logs/trpo_critic/...``).
 ALGO_NAME = "trpo_critic"
+#: The name of RecurrentTRPOCritic in rl-zoo3 (``--algo recurrent_trpo_critic``).
+RECURRENT_ALGO_NAME = "recurrent_trpo_critic"
+#: This package's algorithms, by their rl-zoo3 name; each has its hyperparameter file ``hyperparams/{name}.yml``.
+ALGORITHMS: dict[str, type[TRPOCritic]] = {ALGO_NAME: TRPOCritic, RECURRENT_ALGO_NAME: RecurrentTRPOCritic}
 
 
 def sample_trpo_critic_params(
@@ -84,7 +89,8 @@ def convert_trpo_critic_params(sampled_params: dict[str, Any]) -> dict[str, Any]
 
 def register() -> None:
     """
-    Add TRPOCritic to rl-zoo3 as ``trpo_critic``, next to the built-in algorithms.
+    Add TRPOCritic to rl-zoo3 as ``trpo_critic`` and RecurrentTRPOCritic as ``recurrent_trpo_critic``,
+    next to the built-in algorithms (both with the same hyperparameter search).
 
     It updates, in place, the dictionaries rl-zoo3's scripts read: ``rl_zoo3.utils.ALGOS`` (the
     same object as ``rl_zoo3.ALGOS``, used by train, enjoy and record_video), and
@@ -93,6 +99,7 @@ def register() -> None:
 
     rl-zoo3 builds the ``--algo`` choices when a script starts, so call this before.
     """
-    ALGOS[ALGO_NAME] = TRPOCritic
-    hyperparams_opt.HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_trpo_critic_params
-    hyperparams_opt.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_trpo_critic_params
+    for name, algorithm in ALGORITHMS.items():
+        ALGOS[name] = algorithm
+        hyperparams_opt.HYPERPARAMS_SAMPLER[name] = sample_trpo_critic_params
+        hyperparams_opt.HYPERPARAMS_CONVERTER[name] = convert_trpo_critic_params
