@@ -33,8 +33,8 @@ from sb3_trpo_critic.zoo.registry import (
 )
 
 __all__ = [
-    "ALGO_NAME",
     "ALGORITHMS",
+    "ALGO_NAME",
     "ENTRY_RULES",
     "HYPERPARAMS_FILE",
     "RECURRENT_ALGO_NAME",
