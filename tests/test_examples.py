@@ -12,3 +12,11 @@ def test_quickstart(capsys):
     mean_return = namespace["main"](["--timesteps", "2048", "--eval-episodes", "2"])
     assert math.isfinite(mean_return)
     assert "Pendulum-v1: mean return" in capsys.readouterr().out
+
+
+def test_recurrent_memory(capsys):
+    namespace = runpy.run_path(str(EXAMPLES / "recurrent_memory.py"))
+    results = namespace["main"](["--timesteps", "2048", "--eval-episodes", "2"])
+    assert set(results) == {"RecurrentTRPOCritic", "TRPOCritic (no memory)"}
+    assert all(math.isfinite(value) and value >= 8 for value in results.values())  # CartPole lasts >= 8 steps
+    assert "RecurrentTRPOCritic: mean return" in capsys.readouterr().out

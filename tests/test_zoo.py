@@ -270,6 +270,9 @@ def _train_then_enjoy(algo: str, env_id: str, tmp_path: Path, script: str = "mod
     config = yaml.load((run_folder / env_id / "config.yml").read_text(), Loader=yaml.UnsafeLoader)  # an OrderedDict
     if algo == "trpo_critic":
         assert dict(config) == TABLE[env_id]  # our file is the default
+    if algo == "recurrent_trpo_critic":
+        recurrent_table = yaml.safe_load(HYPERPARAMS_FILE.with_name("recurrent_trpo_critic.yml").read_text())
+        assert dict(config) == recurrent_table[env_id]
     out = _ok(_run("enjoy", *common, "--no-render", "-n", "400", "--deterministic", cwd=tmp_path, script=script))
     rewards = [float(r) for r in re.findall(r"Episode Reward: (-?[\d.]+)", out)]
     assert rewards and all(np.isfinite(rewards)), out[-2000:]
@@ -281,6 +284,11 @@ def test_train_and_enjoy_cartpole(tmp_path):
 
 def test_train_and_enjoy_pendulum(tmp_path):
     _train_then_enjoy("trpo_critic", "Pendulum-v1", tmp_path)
+
+
+def test_train_and_enjoy_recurrent_trpo_critic_on_a_velocity_masked_env(tmp_path):
+    """recurrent_trpo_critic reads its own file by default; enjoy threads the LSTM state through predict()."""
+    _train_then_enjoy("recurrent_trpo_critic", "CartPoleNoVel-v1", tmp_path)
 
 
 def test_train_and_enjoy_ppo(tmp_path):
