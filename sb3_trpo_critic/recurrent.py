@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import math
+from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
@@ -21,14 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_trpo_critic.policies import CnnLstmPolicy, MlpLstmPolicy, MultiInputLstmPolicy
-from sb3_trpo_critic.trpo_critic import (
-    CriticFitResult,
-    HyperparameterError,
-    Rollout,
-    TRPOCritic,
-    _frozen,
-    distribution_validation_off,
-)
+from sb3_trpo_critic.trpo_critic import HyperparameterError, Rollout, TRPOCritic, distribution_validation_off
 
 SelfRecurrentTRPOCritic = TypeVar("SelfRecurrentTRPOCritic", bound="RecurrentTRPOCritic")
 
@@ -198,35 +191,18 @@ class RecurrentTRPOCritic(TRPOCritic):
         # SB3 policies return the same, mutated distribution object on every call: keep a copy.
         return copy.copy(distribution)
 
-    def _fit_critic(self, rollout: Rollout) -> CriticFitResult:
+    def _critic_minibatches(self, rollout: Rollout) -> Iterator[Rollout]:
         """
-        ``n_critic_updates`` epochs of MSE regression of :math:`V(o_{\\leq s})` on the returns over the real
-        steps, on minibatches of ``batch_size`` steps in sequences (the rollout buffer's ``get``), with the
-        critic's own optimizer and the actor's parameters frozen.
+        One epoch of the critic's minibatches: ``batch_size`` steps in sequences, from the rollout buffer's
+        ``get`` (sequences are cut at a minibatch's edges, each piece starting from its stored LSTM state).
         """
+        yield from self.rollout_buffer.get(self.batch_size)  # type: ignore[misc]
 
-        def value_loss(batch: Any) -> th.Tensor:
-            values = self.policy.predict_values(batch.observations, batch.lstm_states.vf, batch.episode_starts).flatten()
-            real = batch.mask > 1e-8
-            return F.mse_loss(values[real], batch.returns[real])
-
-        with th.no_grad():
-            loss_before = float(value_loss(rollout))
-        updates = 0
-        if math.isfinite(loss_before):  # non-finite returns would poison the critic
-            with _frozen(self._actor_params):
-                for _ in range(self.n_critic_updates):
-                    for batch in self.rollout_buffer.get(self.batch_size):
-                        loss = value_loss(batch)
-                        self.policy.optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        if self.critic_max_grad_norm is not None:
-                            th.nn.utils.clip_grad_norm_(self._critic_params, self.critic_max_grad_norm)
-                        self.policy.optimizer.step()
-                        updates += 1
-        with th.no_grad():
-            loss_after = float(value_loss(rollout))
-        return CriticFitResult(loss_before, loss_after, updates)
+    def _value_loss(self, batch: Rollout) -> th.Tensor:
+        """MSE of :math:`V(o_{\\leq s})`, unrolled from the stored critic states, over the real steps."""
+        values = self.policy.predict_values(batch.observations, batch.lstm_states.vf, batch.episode_starts).flatten()  # type: ignore[arg-type, union-attr]
+        real = self._state_mask(batch)
+        return F.mse_loss(values[real], batch.returns[real])
 
     def learn(
         self: SelfRecurrentTRPOCritic,

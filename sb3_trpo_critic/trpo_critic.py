@@ -434,16 +434,14 @@ class TRPOCritic(OnPolicyAlgorithm):
         critic's own optimizer. The actor's parameters are frozen meanwhile: a parameter shared by both
         (``share_features_extractor=True``) gets no gradient from the critic and keeps its value.
         """
-        obs, returns = rollout.observations, rollout.returns
         with th.no_grad():
-            loss_before = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
+            loss_before = float(self._value_loss(rollout))
         updates = 0
         if math.isfinite(loss_before):  # non-finite returns would poison the critic
             with _frozen(self._actor_params):
                 for _ in range(self.n_critic_updates):
-                    for indices in th.randperm(returns.shape[0], device=self.device).split(self.batch_size):
-                        values = self.policy.predict_values(_index(obs, indices)).flatten()
-                        value_loss = F.mse_loss(values, returns[indices])
+                    for batch in self._critic_minibatches(rollout):
+                        value_loss = self._value_loss(batch)
                         self.policy.optimizer.zero_grad(set_to_none=True)
                         value_loss.backward()
                         if self.critic_max_grad_norm is not None:
@@ -451,8 +449,18 @@ class TRPOCritic(OnPolicyAlgorithm):
                         self.policy.optimizer.step()
                         updates += 1
         with th.no_grad():
-            loss_after = float(F.mse_loss(self.policy.predict_values(obs).flatten(), returns))
+            loss_after = float(self._value_loss(rollout))
         return CriticFitResult(loss_before, loss_after, updates)
+
+    def _critic_minibatches(self, rollout: Rollout) -> Iterator[Rollout]:
+        """One epoch of the critic's minibatches: the rollout's states in random order, ``batch_size`` at a time."""
+        for indices in th.randperm(rollout.returns.shape[0], device=self.device).split(self.batch_size):
+            observations = _index(rollout.observations, indices)
+            yield rollout._replace(observations=observations, returns=rollout.returns[indices])  # type: ignore[arg-type]
+
+    def _value_loss(self, batch: Rollout) -> th.Tensor:
+        """The critic's loss on a batch: :math:`\\frac{1}{N} \\sum_s (V(s) - \\hat R_s)^2`."""
+        return F.mse_loss(self.policy.predict_values(batch.observations).flatten(), batch.returns)
 
     def _record_rejection(self, outcome: str) -> None:
         """Count a rejected policy step; warn when non-finite numbers keep rejecting steps."""

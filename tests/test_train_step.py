@@ -214,9 +214,10 @@ def test_fisher_vector_products_see_every_kth_state(monkeypatch):
     seen = []
     original = trpo_module.make_fisher_vector_product
 
-    def spy(distribution, params, damping):
+    def spy(distribution, params, damping, mask):
+        assert mask is None  # no padding without recurrence
         seen.append(trust_region.distribution_outputs(distribution)[0].shape[0])
-        return original(distribution, params, damping)
+        return original(distribution, params, damping, mask)
 
     monkeypatch.setattr(trpo_module, "make_fisher_vector_product", spy)
     for factor in (1, 4):
