@@ -24,7 +24,7 @@ from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_trpo_critic import TRPOCritic, from_sb3_contrib
+from sb3_trpo_critic import RecurrentTRPOCritic, TRPOCritic, from_sb3_contrib
 from sb3_trpo_critic.translate import kl_dimensions
 from sb3_trpo_critic.zoo import (
     HYPERPARAMS_FILE,
@@ -39,6 +39,7 @@ from sb3_trpo_critic.zoo.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 ROOT_FILE = ROOT / "hyperparams" / "trpo_critic.yml"
 TABLE: dict = yaml.safe_load(HYPERPARAMS_FILE.read_text())
+RECURRENT_TABLE: dict = yaml.safe_load(HYPERPARAMS_FILE.with_name("recurrent_trpo_critic.yml").read_text())
 
 REQUIRED = [
     "CartPole-v1",
@@ -111,8 +112,9 @@ def test_required_entries_and_v5_normalization():
     assert TABLE["atari"]["policy"] == "CnnPolicy"
 
 
-def test_every_entry_says_whether_it_was_tuned():
-    lines = HYPERPARAMS_FILE.read_text().splitlines()
+@pytest.mark.parametrize("algo", ["trpo_critic", "recurrent_trpo_critic"])
+def test_every_entry_says_whether_it_was_tuned(algo):
+    lines = hyperparameter_file(algo).read_text().splitlines()
     for index, line in enumerate(lines):
         match = re.match(r"^([A-Za-z][\w/.-]*):", line)
         if not match:
@@ -141,23 +143,31 @@ def test_target_kl_is_converted_to_the_full_kl():
         assert TABLE[ours]["target_kl"] == pytest.approx(translated["target_kl"]), ours
 
 
-@pytest.mark.parametrize("key", list(TABLE))
-def test_entry_constructs_through_rl_zoo3(key, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("algo", "key"),
+    [("trpo_critic", key) for key in TABLE] + [("recurrent_trpo_critic", key) for key in RECURRENT_TABLE],
+)
+def test_entry_constructs_through_rl_zoo3(algo, key, tmp_path, monkeypatch):
     """rl-zoo3's ExperimentManager reads, preprocesses the entry and builds the model, as `train` would."""
+    import torch as th
+
+    table, algorithm = {"trpo_critic": (TABLE, TRPOCritic), "recurrent_trpo_critic": (RECURRENT_TABLE, RecurrentTRPOCritic)}[
+        algo
+    ]
     reason = _installed(key)
     if reason:
         pytest.skip(reason)
     env_id = {"default": "CartPole-v1", "atari": "PongNoFrameskip-v4"}.get(key, key)
     if key == "default":
         config = tmp_path / "default_only.yml"
-        config.write_text(yaml.safe_dump({"default": TABLE["default"]}))
+        config.write_text(yaml.safe_dump({"default": table["default"]}))
     else:
-        config = HYPERPARAMS_FILE
+        config = hyperparameter_file(algo)
     monkeypatch.chdir(tmp_path)
     register()
     manager = ExperimentManager(
         argparse.Namespace(),
-        "trpo_critic",
+        algo,
         env_id,
         str(tmp_path / "logs"),
         eval_freq=-1,
@@ -168,16 +178,18 @@ def test_entry_constructs_through_rl_zoo3(key, tmp_path, monkeypatch):
     )
     model, saved = manager.setup_experiment()
     try:
-        assert isinstance(model, TRPOCritic)
-        assert dict(saved) == {k: v for k, v in TABLE[key].items()}
-        assert model.target_kl == TABLE[key]["target_kl"]
-        assert model.n_envs == TABLE[key].get("n_envs", 1)
-        assert isinstance(model.get_vec_normalize_env(), VecNormalize) == bool(TABLE[key].get("normalize", False))
+        assert type(model) is algorithm
+        assert dict(saved) == {k: v for k, v in table[key].items()}
+        assert model.target_kl == table[key]["target_kl"]
+        assert model.n_envs == table[key].get("n_envs", 1)
+        assert isinstance(model.get_vec_normalize_env(), VecNormalize) == bool(table[key].get("normalize", False))
         for name in ("n_steps", "batch_size", "gamma", "gae_lambda", "cg_damping", "cg_max_steps", "n_critic_updates"):
-            if name in TABLE[key]:
-                assert getattr(model, name) == TABLE[key][name], name
-        if "policy_kwargs" in TABLE[key]:
-            assert model.policy_kwargs["net_arch"] == {"pi": [256, 256], "vf": [256, 256]}
+            if name in table[key]:
+                assert getattr(model, name) == table[key][name], name
+        if "policy_kwargs" in table[key]:
+            policy_kwargs = eval(table[key]["policy_kwargs"], {"nn": th.nn})  # as rl-zoo3 evaluates it
+            assert model.policy_kwargs["net_arch"] == policy_kwargs["net_arch"]
+            assert model.policy_kwargs.get("lstm_hidden_size") == policy_kwargs.get("lstm_hidden_size")
     finally:
         model.env.close()
 
@@ -271,8 +283,7 @@ def _train_then_enjoy(algo: str, env_id: str, tmp_path: Path, script: str = "mod
     if algo == "trpo_critic":
         assert dict(config) == TABLE[env_id]  # our file is the default
     if algo == "recurrent_trpo_critic":
-        recurrent_table = yaml.safe_load(HYPERPARAMS_FILE.with_name("recurrent_trpo_critic.yml").read_text())
-        assert dict(config) == recurrent_table[env_id]
+        assert dict(config) == RECURRENT_TABLE[env_id]
     out = _ok(_run("enjoy", *common, "--no-render", "-n", "400", "--deterministic", cwd=tmp_path, script=script))
     rewards = [float(r) for r in re.findall(r"Episode Reward: (-?[\d.]+)", out)]
     assert rewards and all(np.isfinite(rewards)), out[-2000:]
