@@ -79,6 +79,8 @@ class PolicyStepResult(NamedTuple):
     entropy: float
     #: mean standard deviation of a Gaussian policy at :math:`\\theta_{old}` (``None`` for others)
     std: float | None
+    #: the trust region radius :math:`\\delta` of this step (``target_kl``, or its schedule's value)
+    target_kl: float
     cg_iterations: int = 0
     cg_residual: float = float("nan")
     #: :math:`g^\\top \\beta x`
@@ -156,7 +158,10 @@ class TRPOCritic(OnPolicyAlgorithm):
     :param normalize_advantage: Whether to normalize the advantages (needs ``n_steps * n_envs > 1``)
     :param target_kl: Trust region radius :math:`\\delta > 0`: the bound on the mean over states of
         the KL divergence between the old and the new action distribution, summed over action
-        dimensions. See above for how a value tuned for ``sb3_contrib.TRPO`` translates.
+        dimensions. See above for how a value tuned for ``sb3_contrib.TRPO`` translates. It can also
+        be a function of the current progress remaining (from 1 to 0), like ``learning_rate``, for a
+        radius that changes during training (e.g. shrinks linearly: ``lin_0.03`` in a zoo file); a
+        value below 0 counts as 0, where no step is taken. The default, a constant, is the paper's.
     :param sub_sampling_factor: Use every ``sub_sampling_factor``-th sample of the rollout for the
         Fisher-vector products only (the gradient and the line search use the whole rollout);
         see p40-42 of John Schulman's thesis http://joschu.net/docs/thesis.pdf
@@ -207,7 +212,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         rollout_buffer_class: type[RolloutBuffer] | None = None,
         rollout_buffer_kwargs: dict[str, Any] | None = None,
         normalize_advantage: bool = True,
-        target_kl: float = 0.01,
+        target_kl: float | Schedule = 0.01,
         sub_sampling_factor: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -351,6 +356,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         actions = rollout.actions.long().flatten() if isinstance(self.action_space, spaces.Discrete) else rollout.actions
         actor_params = self._actor_params
         mask = self._state_mask(rollout)  # the states of every mean (None: all of them)
+        target_kl = self._current_target_kl()
 
         # 1. Surrogate L(theta) = mean[ pi_theta(a|s) / pi_old(a|s) * A ] and its gradient g.
         advantages = rollout.advantages
@@ -368,6 +374,7 @@ class TRPOCritic(OnPolicyAlgorithm):
             surrogate=surrogate.item(),
             entropy=_mean_entropy(old_distribution, mask),
             std=_mean_std(old_distribution, mask),
+            target_kl=target_kl,
         )
         if not bool(th.isfinite(policy_gradient).all()):
             return result("nonfinite_gradient")
@@ -383,7 +390,7 @@ class TRPOCritic(OnPolicyAlgorithm):
             return result("cg_breakdown")
 
         # 4. Full step beta * x, beta = sqrt(2 delta / x^T (F + lambda I) x), x^T (F + lambda I) x from CG.
-        beta = trust_region_step_size(cg.x_a_x, self.target_kl)
+        beta = trust_region_step_size(cg.x_a_x, target_kl)
         if not math.isfinite(beta):
             return result("degenerate_step")
         full_step = beta * cg.x
@@ -398,7 +405,7 @@ class TRPOCritic(OnPolicyAlgorithm):
                 new_surrogate = self._surrogate(candidate, actions, rollout.old_log_prob, advantages, mask)
                 return float(new_surrogate - surrogate), float(masked_mean(full_kl(old_distribution, candidate), mask))
 
-        search = self._line_search(full_step, expected_improvement, evaluate_candidate)
+        search = self._line_search(full_step, expected_improvement, evaluate_candidate, target_kl)
         result = functools.partial(result, expected_improvement=expected_improvement, line_search_steps=search.steps)
         if not search.accepted:
             return result("line_search_failed")
@@ -410,7 +417,11 @@ class TRPOCritic(OnPolicyAlgorithm):
         )
 
     def _line_search(
-        self, full_step: th.Tensor, expected_improvement: float, evaluate: Callable[[], tuple[float, float]]
+        self,
+        full_step: th.Tensor,
+        expected_improvement: float,
+        evaluate: Callable[[], tuple[float, float]],
+        target_kl: float,
     ) -> LineSearchResult:
         """
         Step 5: :func:`~sb3_trpo_critic.trust_region.backtracking_line_search` along ``full_step`` with this
@@ -422,7 +433,7 @@ class TRPOCritic(OnPolicyAlgorithm):
             full_step,
             expected_improvement,
             evaluate,
-            target_kl=self.target_kl,
+            target_kl=target_kl,
             shrinking_factor=self.line_search_shrinking_factor,
             max_iter=self.line_search_max_iter,
             accept_ratio=self.line_search_accept_ratio,
@@ -486,6 +497,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         record = self.logger.record
         record("train/policy_objective", step.surrogate + step.improvement)
         record("train/kl_divergence", step.kl)
+        record("train/target_kl", step.target_kl)
         record("train/surrogate_improvement", step.improvement)
         record("train/expected_improvement", step.expected_improvement)
         record("train/is_line_search_success", float(step.outcome == "accepted"))
@@ -505,6 +517,12 @@ class TRPOCritic(OnPolicyAlgorithm):
         record("train/policy_step_time", policy_step_seconds)
         record("train/critic_time", critic_seconds)
         record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def _current_target_kl(self) -> float:
+        """:math:`\\delta` of this update: ``target_kl``, or its schedule at the progress remaining (at least 0)."""
+        if callable(self.target_kl):
+            return max(float(self.target_kl(self._current_progress_remaining)), 0.0)
+        return self.target_kl
 
     def _action_distribution(self, rollout: Rollout) -> Distribution:
         """The policy's action distribution on the rollout's states, at the actor's current parameters."""
@@ -655,6 +673,9 @@ def _validate_hyperparameters(**values: Any) -> None:
     def finite(x: Any) -> bool:
         return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(x)
 
+    def at_start(x: Any) -> Any:
+        return x(1.0) if callable(x) else x
+
     def integer(x: Any) -> bool:
         return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
@@ -670,7 +691,10 @@ def _validate_hyperparameters(**values: Any) -> None:
         "line_search_max_iter": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
         "line_search_accept_ratio": (lambda x: finite(x) and 0 <= x < 1, "in [0, 1)"),
         "n_critic_updates": (lambda x: integer(x) and x >= 0, "an integer >= 0"),
-        "target_kl": (lambda x: finite(x) and x > 0, "a finite number > 0"),
+        "target_kl": (
+            lambda x: finite(at_start(x)) and at_start(x) > 0,
+            "a finite number > 0, or a schedule whose value at the start (progress remaining 1) is one",
+        ),
         "sub_sampling_factor": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
         "critic_max_grad_norm": (lambda x: x is None or (finite(x) and x > 0), "None or a finite number > 0"),
         "learning_rate": (lambda x: callable(x) or (finite(x) and x > 0), "a finite number > 0 or a schedule"),

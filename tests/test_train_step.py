@@ -270,3 +270,39 @@ def test_repeated_nonfinite_rejections_warn(recwarn):
         assert len(warned) == (1 if update >= 3 else 0), update
     assert "nonfinite_gradient" in str(warned[0].message) and "not learning" in str(warned[0].message)
     assert model.rejected_steps == {"nonfinite_gradient": 4}
+
+
+def test_a_target_kl_schedule_sets_each_updates_trust_region():
+    """target_kl as a schedule of the progress remaining: each update is bounded by its value then; 0 takes no step."""
+    model = make_model("box_4d", target_kl=lambda progress: 0.02 * progress)
+    for progress, expected in ((1.0, 0.02), (0.25, 0.005), (0.0, 0.0), (-0.01, 0.0)):
+        collect_rollout(model)
+        model._current_progress_remaining = progress
+        obs = th.as_tensor(model.rollout_buffer.observations.reshape(-1, 4))
+        before = [p.detach().clone() for p in model._actor_params]
+        with th.no_grad():
+            old = copy.copy(model.policy.get_distribution(obs))
+        model.train()
+        with th.no_grad():
+            kl = float(full_kl(old, model.policy.get_distribution(obs)).mean())
+        history = model.logger.history
+        assert history["train/target_kl"] == [pytest.approx(expected)]
+        if expected > 0:
+            assert history["train/step_outcome"] == ["accepted"]
+            assert 0 < kl <= expected * (1 + 1e-5)
+        else:  # an empty trust region: the actor stays exactly where it was
+            assert history["train/step_outcome"] == ["line_search_failed"]
+            assert all(th.equal(b, p) for b, p in zip(before, model._actor_params, strict=True))
+
+
+@pytest.mark.parametrize("schedule", [lambda progress: 0.0, lambda progress: float("nan")])
+def test_a_target_kl_schedule_must_start_positive(schedule):
+    with pytest.raises(ValueError, match="target_kl must be a finite number > 0, or a schedule"):
+        make_model("box_4d", target_kl=schedule)
+
+
+def test_a_target_kl_schedule_is_saved_and_loaded(tmp_path):
+    model = make_model("box_4d", target_kl=lambda progress: 0.03 * progress)
+    model.save(tmp_path / "model.zip")
+    loaded = TRPOCritic.load(tmp_path / "model.zip")
+    assert loaded.target_kl(0.5) == pytest.approx(0.015)

@@ -490,3 +490,13 @@ def test_experiment_manager_defaults_and_v5_warning(tmp_path, capsys):
     assert hyperparams["normalize"] is True and hyperparams["batch_size"] == 32
     err = capsys.readouterr().err
     assert "note: " in err and "has no Hopper-v5 entry for ppo; used Hopper-v4" in err
+
+
+def test_a_linear_target_kl_schedule_in_a_zoo_entry():
+    """`target_kl: lin_0.03` becomes a linear schedule, as rl-zoo3 does for learning_rate; a bad string is a ZooError."""
+    zoo = load_zoo_hyperparameters("trpo_critic", "Pendulum-v1", {"target_kl": "lin_0.03"})
+    schedule = zoo.model_kwargs["target_kl"]
+    assert (schedule(1.0), schedule(0.5)) == (pytest.approx(0.03), pytest.approx(0.015))
+    assert isinstance(load_zoo_hyperparameters("trpo_critic", "Pendulum-v1").model_kwargs["target_kl"], float)
+    with pytest.raises(ZooError, match="target_kl must be a number or a linear schedule"):
+        load_zoo_hyperparameters("trpo_critic", "Pendulum-v1", {"target_kl": "exp_0.03"})

@@ -9,6 +9,7 @@ TRAIN_VALUE_KEYS = frozenset(
     {
         "train/policy_objective",
         "train/kl_divergence",
+        "train/target_kl",
         "train/surrogate_improvement",
         "train/expected_improvement",
         "train/is_line_search_success",

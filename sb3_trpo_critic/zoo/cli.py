@@ -42,6 +42,7 @@ from sb3_trpo_critic.zoo.hyperparameters import (
     ZooError,
     check_model_kwargs,
     hyperparameter_file,
+    preprocess_schedules,
     read_hyperparameter_file,
     select_entry,
 )
@@ -127,8 +128,10 @@ class ZooExperimentManager(ExperimentManager):
     def _preprocess_hyperparams(  # type: ignore[override]
         self, hyperparams: dict[str, Any]
     ) -> tuple[dict[str, Any], Callable[..., Any] | None, list[Any], Callable[..., Any] | None]:
-        """Preprocess as rl-zoo3 does, then check that the algorithm takes every remaining key."""
+        """Preprocess as rl-zoo3 does (and ``lin_<start>`` of our schedule keys), then check that the algorithm
+        takes every remaining key."""
         processed = super()._preprocess_hyperparams(hyperparams)
+        preprocess_schedules(self.algo, processed[0])
         where = f"entry {self.entry!r} of {self.config}" if self.entry is not None else self.config
         check_model_kwargs(self.algo, processed[0], where=f"{where} (or --hyperparams)")
         return processed

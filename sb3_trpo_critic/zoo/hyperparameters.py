@@ -215,6 +215,39 @@ def select_entry(table: Mapping[str, Any], env_id: str, *, algo: str, origin: st
     raise ZooError(f"{origin} has no {env_id} entry for {algo} and no 'default' entry")
 
 
+#: Hyperparameters of this package's algorithms that a zoo file may write as a linear schedule, ``lin_<start>``
+#: (from ``start`` at the beginning of training to 0 at the end), as rl-zoo3 does for ``learning_rate``.
+SCHEDULE_KEYS = ("target_kl",)
+
+
+def preprocess_schedules(algo: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """
+    Make ``lin_<start>`` values of :data:`SCHEDULE_KEYS` rl-zoo3's linear schedules, in place (rl-zoo3 itself
+    converts only its own keys). Numbers stay numbers; other algorithms' entries are left as they are.
+
+    :param algo: rl-zoo3's name of the algorithm
+    :param hyperparams: an entry after rl-zoo3's preprocessing
+    :return: ``hyperparams``
+    :raises ZooError: for a string that is not ``lin_<number>``
+    """
+    from rl_zoo3.utils import SimpleLinearSchedule
+
+    if algo not in ALGORITHMS:
+        return hyperparams
+    for key in SCHEDULE_KEYS:
+        value = hyperparams.get(key)
+        if not isinstance(value, str):
+            continue
+        kind, _, start = value.partition("_")
+        try:
+            if kind != "lin":
+                raise ValueError(value)
+            hyperparams[key] = SimpleLinearSchedule(float(start))
+        except ValueError:
+            raise ZooError(f"{key} must be a number or a linear schedule lin_<start> (e.g. lin_0.03), got {value!r}") from None
+    return hyperparams
+
+
 #: Keyword arguments that rl-zoo3 gives every algorithm itself, whatever the entry says.
 PASSED_BY_ZOO = frozenset({"env", "tensorboard_log", "seed", "verbose", "device"})
 
@@ -285,6 +318,7 @@ def load_zoo_hyperparameters(algo: str, env_id: str, overrides: Mapping[str, Any
     )
     with contextlib.redirect_stdout(io.StringIO()):
         hyperparams, env_wrapper, callbacks, vec_env_wrapper = manager._preprocess_hyperparams(copy.deepcopy(raw))
+        preprocess_schedules(algo, hyperparams)
         if hyperparams.get("noise_type") is not None:
             action_space = gym.make(env_id, **manager.env_kwargs).action_space
             hyperparams = manager._preprocess_action_noise(
