@@ -464,7 +464,10 @@ class TRPOCritic(OnPolicyAlgorithm):
         return CriticFitResult(loss_before, loss_after, updates)
 
     def _critic_minibatches(self, rollout: Rollout) -> Iterator[Rollout]:
-        """One epoch of the critic's minibatches: the rollout's states in random order, ``batch_size`` at a time."""
+        """
+        One epoch of the critic's minibatches: the rollout's states in random order, ``batch_size`` at a time
+        (only ``observations`` and ``returns``, all the critic reads, are cut to the minibatch).
+        """
         for indices in th.randperm(rollout.returns.shape[0], device=self.device).split(self.batch_size):
             observations = _index(rollout.observations, indices)
             yield rollout._replace(observations=observations, returns=rollout.returns[indices])  # type: ignore[arg-type]
