@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 
@@ -87,6 +88,8 @@ def test_report_has_tables_and_curves(sweep):
     assert "## CartPole-v1" in text
     assert "| trpo_critic | 2 |" in text and "| ppo | 2 |" in text
     assert "IQM" in text and "fps" in text
+    assert text.startswith("# ppo vs trpo_critic")
+    assert re.search(r"^- trpo_critic (wins against|ties with|loses to) ppo: IQM", text, re.MULTILINE)
     for png in ("CartPole-v1_steps.png", "CartPole-v1_time.png"):
         path = out / "report" / png
         assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

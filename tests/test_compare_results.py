@@ -194,3 +194,20 @@ def test_command_line_subcommands(tmp_path, capsys):
         assert "0 runs done, 1 already finished, 0 failed" in capsys.readouterr().out
     assert compare.main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "report.md").exists()
+
+
+def test_verdict_is_win_tie_or_loss_by_the_intervals():
+    from sb3_trpo_critic.benchmarks.report import verdict
+
+    intervals = {
+        "trpo_critic": (10.0, 9.0, 11.0),
+        "ppo": (5.0, 4.0, 6.0),
+        "trpo": (10.5, 8.0, 12.0),
+        "a2c": (20.0, 19.0, 21.0),
+    }
+    assert verdict("trpo_critic", "ppo", intervals).startswith("wins against ppo: IQM 10.0 [9.0, 11.0] vs 5.0")
+    assert verdict("trpo_critic", "trpo", intervals).startswith("ties with trpo")
+    assert verdict("trpo_critic", "trpo", intervals).endswith("(the intervals overlap)")
+    assert verdict("trpo_critic", "a2c", intervals).startswith("loses to a2c")
+    # touching intervals are not apart
+    assert verdict("trpo_critic", "x", {**intervals, "x": (12.0, 11.0, 13.0)}).startswith("ties with x")

@@ -81,6 +81,30 @@ def plot_curves(runs: dict[str, list[RunResult]], env_id: str, x_key: str, path:
     plt.close(figure)
 
 
+#: The algorithms a report judges against the others, the first present in an env: this package's own.
+SUBJECTS = ("trpo_critic", "recurrent_trpo_critic")
+
+
+def verdict(subject: str, other: str, intervals: dict[str, tuple[float, float, float]]) -> str:
+    """
+    How ``subject`` compares with ``other`` on one env, by the IQM of final returns and its 95% CI:
+    it *wins* if its interval lies wholly above the other's, *loses* if wholly below, and *ties*
+    (statistically) if the intervals overlap.
+
+    :param subject: The judged algorithm
+    :param other: The algorithm it is compared with
+    :param intervals: ``(IQM, CI low, CI high)`` of each algorithm
+    :return: One line, e.g. ``wins against ppo: IQM 4907 [4718, 5029] vs 2769 [1771, 4741]``
+    """
+    iqm, low, high = intervals[subject]
+    other_iqm, other_low, other_high = intervals[other]
+    outcome = "wins against" if low > other_high else "loses to" if high < other_low else "ties with"
+    return (
+        f"{outcome} {other}: IQM {iqm:.1f} [{low:.1f}, {high:.1f}] vs {other_iqm:.1f} [{other_low:.1f}, {other_high:.1f}]"
+        + (" (the intervals overlap)" if outcome == "ties with" else "")
+    )
+
+
 def write_report(results_folder: Path, out: Path | None = None) -> Path:
     """
     Write ``report.md`` and the learning-curve PNGs of a results folder.
@@ -105,7 +129,7 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
     algos = sorted({result.algo for result in results})
 
     lines = [
-        "# TRPOCritic vs PPO vs sb3_contrib.TRPO",
+        f"# {' vs '.join(algos)}",
         "",
         f"{len(results)} runs from `{results_folder.name}/`. Final return: deterministic evaluation "
         "(VecNormalize statistics synced) at the end of training, over the episodes given per env; "
@@ -142,9 +166,10 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
         finals = {algo: np.array([run.final_mean_return for run in algo_runs]) for algo, algo_runs in runs.items()}
         low = min(float(f.min()) for f in finals.values())
         high = max(float(f.max()) for f in finals.values())
+        intervals: dict[str, tuple[float, float, float]] = {}
         for algo in sorted(runs):
             final = finals[algo]
-            iqm, ci_low, ci_high = iqm_with_ci(final[:, None])
+            iqm, ci_low, ci_high = intervals[algo] = iqm_with_ci(final[:, None])
             fps = np.mean([run.fps for run in runs[algo]])
             share = np.mean([run.train_share for run in runs[algo]])
             std = final.std(ddof=1) if len(final) > 1 else 0.0
@@ -159,6 +184,10 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
                 if run.hyperparams_overrides:
                     notes.add(f"{algo} on {env_id}: entry changed by {run.hyperparams_overrides}")
         lines.append("")
+        subject = next((algo for algo in SUBJECTS if algo in runs), None)
+        if subject is not None and len(runs) > 1:
+            lines += [f"- {subject} {verdict(subject, other, intervals)}" for other in sorted(runs) if other != subject]
+            lines.append("")
         for x_key, suffix in (("timesteps", "steps"), ("wall_clock", "time")):
             png = f"{env_id}_{suffix}.png"
             plot_curves(runs, env_id, x_key, out / png)
