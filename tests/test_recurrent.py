@@ -264,3 +264,24 @@ def test_memory_beats_no_memory_on_cue_recall():
     memoryless_return = float(np.mean([info["r"] for info in memoryless.ep_info_buffer]))
     assert memoryless_return < 0.65
     assert recurrent_return > 0.9
+
+
+def test_cnn_lstm_policy_has_one_cnn_for_each_and_trains():
+    from stable_baselines3.common.envs import FakeImageEnv
+
+    env = make_vec_env(lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1), n_envs=2, seed=0)
+    model = RecurrentTRPOCritic(
+        "CnnLstmPolicy",
+        env,
+        n_steps=16,
+        batch_size=16,
+        seed=0,
+        policy_kwargs=dict(lstm_hidden_size=8, features_extractor_kwargs=dict(features_dim=16)),
+    )
+    actor_cnn = set(map(id, model.policy.pi_features_extractor.parameters()))
+    critic_cnn = set(map(id, model.policy.vf_features_extractor.parameters()))
+    assert actor_cnn and actor_cnn <= set(map(id, model._actor_params))
+    assert critic_cnn and critic_cnn <= set(map(id, model._critic_params))
+    model.set_logger(RecordingLogger())
+    model.learn(64)
+    assert model.logger.name_to_value["train/n_updates"] == 2
