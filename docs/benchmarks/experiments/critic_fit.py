@@ -1,13 +1,15 @@
-"""Experiment (issue 11): how many critic epochs does HalfCheetah-v5's shipped entry need?
+"""Experiment (issue 11): how many critic epochs does a shipped entry need (HalfCheetah-v5 by default)?
 
-Trains TRPOCritic with the shipped HalfCheetah-v5 entry for 60k steps, then, on each of 4 later rollouts, fits
+Trains TRPOCritic with the shipped entry for 60k steps (``--env``, ``--steps``), then, on each of 4 later rollouts, fits
 the critic from the same state with each variant (epochs x minibatch size) and reports its MSE on that rollout
 (in-sample), on a second rollout of the same policy (held-out), and the time of the fit. The held-out loss is
 what the next advantages see.
 
     python docs/benchmarks/experiments/critic_fit.py
+    python docs/benchmarks/experiments/critic_fit.py --env Hopper-v5
 """
 
+import argparse
 import copy
 import statistics
 import time
@@ -28,10 +30,14 @@ VARIANTS = {
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--steps", type=int, default=60_000, help="training before the fits")
+    args = parser.parse_args()
     th.set_num_threads(1)
-    zoo = load_zoo_hyperparameters("trpo_critic", "HalfCheetah-v5")
+    zoo = load_zoo_hyperparameters("trpo_critic", args.env)
     model = TRPOCritic(zoo.policy, make_zoo_vec_env(zoo, 0), seed=0, **zoo.model_kwargs)
-    model.learn(60_000)
+    model.learn(args.steps)
     shipped = (model.n_critic_updates, model.batch_size)
     rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in VARIANTS}
     for _ in range(4):
