@@ -22,11 +22,13 @@ from stable_baselines3.common.save_util import open_path
 
 #: Attributes that every TRPOCritic save file has and other algorithms' files do not.
 TRPO_CRITIC_SAVE_KEYS = frozenset({"line_search_accept_ratio", "cg_residual_tol", "critic_max_grad_norm"})
-#: What the save files of related algorithms hold, recognized by their attributes.
-OTHER_ALGORITHMS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("sb3_contrib.TRPO", frozenset({"cg_max_steps", "cg_damping", "target_kl", "sub_sampling_factor"})),
-    ("PPO", frozenset({"clip_range", "n_epochs", "ent_coef"})),
-    ("A2C", frozenset({"ent_coef", "vf_coef", "normalize_advantage"})),
+#: What the save files of related algorithms hold, recognized by their attributes and, where two share them,
+#: by the module of the saved policy class (``None``: any): the first match names the file's algorithm.
+OTHER_ALGORITHMS: tuple[tuple[str, frozenset[str], str | None], ...] = (
+    ("sb3_contrib.TRPO", frozenset({"cg_max_steps", "cg_damping", "target_kl", "sub_sampling_factor"}), None),
+    ("sb3_contrib.RecurrentPPO", frozenset({"clip_range", "n_epochs", "ent_coef"}), "sb3_contrib.common.recurrent"),
+    ("PPO", frozenset({"clip_range", "n_epochs", "ent_coef"}), None),
+    ("A2C", frozenset({"ent_coef", "vf_coef", "normalize_advantage"}), None),
 )
 
 
@@ -91,11 +93,12 @@ class NonFiniteRolloutCheck(BaseCallback):
         return True
 
 
-def check_save_file(path: str | pathlib.Path | io.BufferedIOBase) -> None:
+def check_save_file(path: str | pathlib.Path | io.BufferedIOBase, algorithm: str = "TRPOCritic") -> None:
     """
     Refuse a file that ``TRPOCritic.load()`` cannot read as a TRPOCritic model, with an error that says why.
 
     :param path: what ``load()`` was given (a path, with or without ``.zip``, or a file object)
+    :param algorithm: the class that loads it, for the message (``TRPOCritic`` or ``RecurrentTRPOCritic``)
     :raises FileNotFoundError: if there is no such file
     :raises ValueError: if the file is not a readable zip (truncated or corrupt), is not a
         Stable-Baselines3 save file, or holds a model of another algorithm
@@ -127,10 +130,19 @@ def check_save_file(path: str | pathlib.Path | io.BufferedIOBase) -> None:
         raise ValueError(f"{name} is corrupt: its 'data' member is not a mapping")
     if data.keys() >= TRPO_CRITIC_SAVE_KEYS:
         return
-    holder = next((algo for algo, keys in OTHER_ALGORITHMS if keys <= data.keys()), "another algorithm")
+    policy_class = data.get("policy_class")
+    policy_module = str(policy_class.get("__module__", "")) if isinstance(policy_class, dict) else ""
+    holder = next(
+        (
+            algo
+            for algo, keys, module in OTHER_ALGORITHMS
+            if keys <= data.keys() and (module is None or policy_module.startswith(module))
+        ),
+        "another algorithm",
+    )
     raise ValueError(
-        f"{name} holds a model saved by {holder}, not by TRPOCritic (it has none of "
+        f"{name} holds a model saved by {holder}, not by {algorithm} (it has none of "
         f"{', '.join(sorted(TRPO_CRITIC_SAVE_KEYS))}). Load it with that algorithm's load(), then build a "
-        "TRPOCritic and copy the policy's weights into it: see 'Saved models' in docs/migrating.md "
+        f"{algorithm} and copy the policy's weights into it: see docs/migrating.md "
         "(sb3_trpo_critic.from_sb3_contrib translates sb3_contrib.TRPO's hyperparameters)"
     )

@@ -598,7 +598,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         corrupt zip, or a model saved by another algorithm (``sb3_contrib.TRPO``, PPO, ...), raises a
         ``ValueError`` that says so (see :func:`~sb3_trpo_critic.guards.check_save_file`).
         """
-        check_save_file(path)
+        check_save_file(path, cls.__name__)
         return super().load(  # type: ignore[return-value]
             path,
             env=env,

@@ -285,3 +285,19 @@ def test_cnn_lstm_policy_has_one_cnn_for_each_and_trains():
     model.set_logger(RecordingLogger())
     model.learn(64)
     assert model.logger.name_to_value["train/n_updates"] == 2
+
+
+def test_a_recurrent_ppo_file_is_refused_with_the_way_to_migrate(tmp_path):
+    env = make_vec_env(CueRecallEnv, n_envs=2, seed=0)
+    ppo = RecurrentPPO("MlpLstmPolicy", env, n_steps=8, batch_size=16, policy_kwargs=TINY, seed=0)
+    ppo.save(tmp_path / "ppo.zip")
+    with pytest.raises(ValueError, match=r"saved by sb3_contrib\.RecurrentPPO, not by RecurrentTRPOCritic"):
+        RecurrentTRPOCritic.load(tmp_path / "ppo.zip")
+    # docs/migrating.md: build one with the same policy arguments and copy the policy's weights
+    model = tiny_model(env, n_steps=8)
+    model.policy.load_state_dict(RecurrentPPO.load(tmp_path / "ppo.zip").policy.state_dict())
+    obs = np.zeros((2, 2), dtype=np.float32)
+    starts = np.ones(2, dtype=bool)
+    theirs, _ = ppo.predict(obs, episode_start=starts, deterministic=True)
+    ours, _ = model.predict(obs, episode_start=starts, deterministic=True)
+    np.testing.assert_array_equal(ours, theirs)
