@@ -81,8 +81,9 @@ def plot_curves(runs: dict[str, list[RunResult]], env_id: str, x_key: str, path:
     plt.close(figure)
 
 
-#: The algorithms a report judges against the others, the first present in an env: this package's own.
-SUBJECTS = ("trpo_critic", "recurrent_trpo_critic")
+#: The algorithms a report judges against the others, the first present in an env: this package's own
+#: (RecurrentTRPOCritic first: where it runs, TRPOCritic is its memoryless baseline).
+SUBJECTS = ("recurrent_trpo_critic", "trpo_critic")
 
 
 def verdict(subject: str, other: str, intervals: dict[str, tuple[float, float, float]]) -> str:
