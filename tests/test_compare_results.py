@@ -211,4 +211,3 @@ def test_verdict_is_win_tie_or_loss_by_the_intervals():
     assert verdict("trpo_critic", "a2c", intervals).startswith("loses to a2c")
     # touching intervals are not apart
     assert verdict("trpo_critic", "x", {**intervals, "x": (12.0, 11.0, 13.0)}).startswith("ties with x")
-
