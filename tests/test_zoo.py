@@ -373,7 +373,11 @@ def test_optimize_with_sqlite_then_train_from_a_trial(tmp_path):
         ("missing_entry", r"has no CartPole-v1 entry for trpo_critic and no 'default' entry"),
         ("malformed_yaml", r"malformed YAML in .*bad\.yml at line \d+, column \d+"),
         ("missing_file", r"hyperparameter file not found: .*absent\.yml"),
-        ("bad_value", r"target_kl must be a finite number > 0, got -1"),
+        (
+            "bad_value",
+            r"target_kl must be a finite number > 0, or a schedule whose value at the start "
+            r"\(progress remaining 1\) is one, got -1",
+        ),
         ("unknown_script", r"unknown script 'trian'"),
         (
             "unknown_key_in_file",
