@@ -31,6 +31,32 @@ SHARED_LSTM_REFUSED = (
 )
 
 
+def reset_at_sequence_starts(
+    lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
+) -> tuple[tuple[th.Tensor, th.Tensor], th.Tensor]:
+    """
+    Apply the episode-start resets of padded sequences to their initial LSTM states.
+
+    sb3_contrib's ``_process_sequence`` unrolls the LSTM one step at a time in Python as soon as any
+    ``episode_starts`` is set, to reset the state there: :math:`(h, c) \\leftarrow (1 - s_t)\\,(h, c)`.
+    The recurrent rollout buffer cuts its sequences at episode starts, so a start is only ever the first
+    step of a sequence; there the reset is the same applied to the stored initial state, and with no start
+    left, ``_process_sequence`` runs the whole padded batch in one LSTM call (same outputs, one call
+    instead of one per step). Sequences that start an episode in the middle (not made by sb3_contrib's
+    buffers) are returned unchanged, for the step-by-step loop.
+
+    :param lstm_states: initial (hidden, cell) states, each ``(num_layers, n_seq, hidden_size)``
+    :param episode_starts: ``(n_seq * max_length,)`` flags, sequence after sequence
+    :return: the states with the resets applied and all-zero ``episode_starts``, or both unchanged
+    """
+    n_seq = lstm_states[0].shape[1]
+    starts = episode_starts.reshape(n_seq, -1)
+    if bool(th.any(starts[:, 1:] != 0.0)):
+        return lstm_states, episode_starts
+    keep = (1.0 - starts[:, 0]).view(1, n_seq, 1)
+    return (keep * lstm_states[0], keep * lstm_states[1]), th.zeros_like(episode_starts)
+
+
 class RecurrentTRPOCritic(TRPOCritic):
     """
     TRPOCritic for recurrent (LSTM) policies: the same trust-region update, over the rollout's sequences.
@@ -187,6 +213,7 @@ class RecurrentTRPOCritic(TRPOCritic):
     def _recurrent_distribution(
         self, obs: PyTorchObs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
     ) -> Distribution:
+        lstm_states, episode_starts = reset_at_sequence_starts(lstm_states, episode_starts)
         # (sb3_contrib annotates obs as a tensor; its Dict policies take a dict)
         distribution, _ = self.policy.get_distribution(obs, lstm_states, episode_starts)  # type: ignore[arg-type]
         # SB3 policies return the same, mutated distribution object on every call: keep a copy.
@@ -201,7 +228,8 @@ class RecurrentTRPOCritic(TRPOCritic):
 
     def _value_loss(self, batch: Rollout) -> th.Tensor:
         """MSE of :math:`V(o_{\\leq s})`, unrolled from the stored critic states, over the real steps."""
-        values = self.policy.predict_values(batch.observations, batch.lstm_states.vf, batch.episode_starts).flatten()  # type: ignore[arg-type, union-attr]
+        lstm_states, episode_starts = reset_at_sequence_starts(batch.lstm_states.vf, batch.episode_starts)  # type: ignore[union-attr]
+        values = self.policy.predict_values(batch.observations, lstm_states, episode_starts).flatten()  # type: ignore[arg-type]
         real = self._state_mask(batch)
         return F.mse_loss(values[real], batch.returns[real])
 

@@ -10,6 +10,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
 
 from sb3_trpo_critic import HyperparameterError, RecurrentTRPOCritic, TRPOCritic
+from sb3_trpo_critic.recurrent import reset_at_sequence_starts
 from sb3_trpo_critic.trust_region import (
     distribution_outputs,
     flat_concat,
@@ -141,6 +142,33 @@ def test_sub_sampling_unrolls_every_kth_sequence_from_its_own_state():
     sub = distribution_outputs(distribution)[0].reshape(2, 4, 2)
     th.testing.assert_close(sub, whole[::2])
     assert mask.tolist() == [True] * 4 + [True, True, False, False]
+
+
+def test_episode_starts_fold_into_the_initial_states_with_the_step_by_step_outputs():
+    # Episodes of 5 steps in a rollout of 16: the buffer's sequences start episodes, from non-zero stored states.
+    model = tiny_model()
+    collect_rollout(model)
+    rollout = next(model.rollout_buffer.get())
+    assert rollout.episode_starts.sum() > 0
+    _, starts = reset_at_sequence_starts(rollout.lstm_states.pi, rollout.episode_starts)
+    assert not starts.any()  # sb3_contrib's one-call LSTM path runs
+
+    def outputs(distribution):
+        return [output.detach().clone() for output in distribution_outputs(distribution)]
+
+    stepwise = outputs(model.policy.get_distribution(rollout.observations, rollout.lstm_states.pi, rollout.episode_starts)[0])
+    th.testing.assert_close(outputs(model._action_distribution(rollout)), stepwise)
+    unreset = outputs(model.policy.get_distribution(rollout.observations, rollout.lstm_states.pi, starts)[0])
+    assert not th.allclose(unreset[0], stepwise[0])  # the resets matter: dropping them changes the outputs
+
+    vf_states, starts = reset_at_sequence_starts(rollout.lstm_states.vf, rollout.episode_starts)
+    th.testing.assert_close(
+        model.policy.predict_values(rollout.observations, vf_states, starts),
+        model.policy.predict_values(rollout.observations, rollout.lstm_states.vf, rollout.episode_starts),
+    )
+    # A start inside a sequence (not made by sb3_contrib's buffers): left to the step-by-step loop.
+    mid = padded_sequences(model, dtype=th.float32)
+    assert reset_at_sequence_starts(mid.lstm_states.pi, mid.episode_starts) == (mid.lstm_states.pi, mid.episode_starts)
 
 
 def test_one_update_stays_in_the_trust_region_on_the_real_steps():
