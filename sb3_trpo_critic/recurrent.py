@@ -228,7 +228,7 @@ class RecurrentTRPOCritic(TRPOCritic):
 
     def _value_loss(self, batch: Rollout) -> th.Tensor:
         """MSE of :math:`V(o_{\\leq s})`, unrolled from the stored critic states, over the real steps."""
-        lstm_states, episode_starts = reset_at_sequence_starts(batch.lstm_states.vf, batch.episode_starts)  # type: ignore[union-attr]
+        lstm_states, episode_starts = reset_at_sequence_starts(batch.lstm_states.vf, batch.episode_starts)  # type: ignore[union-attr, arg-type]
         values = self.policy.predict_values(batch.observations, lstm_states, episode_starts).flatten()  # type: ignore[arg-type]
         real = self._state_mask(batch)
         return F.mse_loss(values[real], batch.returns[real])
