@@ -188,8 +188,10 @@ def test_entry_constructs_through_rl_zoo3(algo, key, tmp_path, monkeypatch):
                 assert getattr(model, name) == table[key][name], name
         if "policy_kwargs" in table[key]:
             policy_kwargs = eval(table[key]["policy_kwargs"], {"nn": th.nn})  # as rl-zoo3 evaluates it
-            assert model.policy_kwargs["net_arch"] == policy_kwargs["net_arch"]
-            assert model.policy_kwargs.get("lstm_hidden_size") == policy_kwargs.get("lstm_hidden_size")
+            for name, value in policy_kwargs.items():
+                assert model.policy_kwargs[name] == value, name
+            if "log_std_init" in policy_kwargs:  # it reached the policy's initial action std
+                assert th.allclose(model.policy.log_std, th.tensor(float(policy_kwargs["log_std_init"])))
     finally:
         model.env.close()
 
