@@ -17,6 +17,7 @@ from sb3_trpo_critic.trust_region import (
     full_kl,
     is_acceptable_step,
     make_fisher_vector_product,
+    make_kfac_preconditioner,
     set_parameters,
     trust_region_step_size,
 )
@@ -324,3 +325,134 @@ def test_set_parameters():
     assert th.equal(params[0], th.tensor([[1.0, 2.0], [3.0, 4.0]])) and th.equal(params[1], th.tensor([6.0, 7.0, 8.0]))
     set_parameters(params, origin)
     assert th.equal(params[0], origin[0]) and th.equal(params[1], origin[1])
+
+
+# --- the K-FAC preconditioner and preconditioned CG ----------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_preconditioned_conjugate_gradient_solves_the_same_system_in_fewer_products(seed):
+    a = random_spd(40, condition=1e4, seed=seed)
+    b = th.randn(40, dtype=th.float64, generator=th.Generator().manual_seed(200 + seed))
+    # P = A plus a perturbation: a good, not exact, symmetric positive-definite preconditioner
+    p = a + 0.05 * random_spd(40, condition=10.0, seed=300 + seed)
+    p_inverse = th.linalg.inv(p)
+    plain = conjugate_gradient(lambda v: a @ v, b, max_iter=200, residual_tol=1e-18)
+    preconditioned = conjugate_gradient(lambda v: a @ v, b, 200, 1e-18, preconditioner=lambda r: p_inverse @ r)
+    assert preconditioned.converged_normally
+    assert th.allclose(preconditioned.x, th.linalg.solve(a, b), rtol=1e-7, atol=1e-9)
+    assert preconditioned.residual_squared_norm < 1e-18
+    assert preconditioned.iterations < plain.iterations / 2
+    assert math.isclose(preconditioned.x_a_x, float(preconditioned.x @ a @ preconditioned.x), rel_tol=1e-8)
+    # the exact inverse as preconditioner: one product
+    exact = conjugate_gradient(lambda v: a @ v, b, 10, 1e-18, preconditioner=lambda r: th.linalg.solve(a, r))
+    assert exact.iterations == 1
+
+
+def test_identity_preconditioner_is_plain_conjugate_gradient_bit_for_bit():
+    a = random_spd(30, condition=1e4, seed=4)
+    b = th.randn(30, dtype=th.float64, generator=th.Generator().manual_seed(5))
+    for max_iter in (1, 7, 30):
+        plain = conjugate_gradient(lambda v: a @ v, b, max_iter)
+        identity = conjugate_gradient(lambda v: a @ v, b, max_iter, preconditioner=lambda r: r.clone())
+        assert th.equal(plain.x, identity.x) and plain.iterations == identity.iterations
+
+
+def record_actor(policy: MlpPolicy, obs: th.Tensor):
+    """The distribution on ``obs`` with the actor's nn.Linear calls recorded."""
+    from sb3_trpo_critic.trpo_critic import record_linear_calls
+
+    actor = {id(p) for p in split_actor_critic_parameters(policy)[0]}
+    layers = [m for m in policy.modules() if isinstance(m, th.nn.Linear) and id(m.weight) in actor]
+    with record_linear_calls(layers) as calls:
+        distribution = copy.copy(policy.get_distribution(obs))
+    return distribution, calls
+
+
+def test_kfac_preconditioner_equals_its_kronecker_formula_built_explicitly():
+    """P^-1 v, with A = mean_s [a,1][a,1]^T and G = mean_s sum_k delta_k delta_k^T from explicit Jacobians."""
+    action_dim = 2
+    policy = tiny_policy(spaces.Box(-1.0, 1.0, (action_dim,), dtype=np.float32))
+    actor_params, _ = split_actor_critic_parameters(policy)
+    obs = th.rand(6, 3, dtype=th.float64) * 2 - 1
+    distribution, calls = record_actor(policy, obs)
+    assert [call.layer for call in calls] == [policy.mlp_extractor.policy_net[0], policy.action_net]
+    damping = 0.1
+    precondition = make_kfac_preconditioner(distribution, actor_params, calls, policy.log_std, damping)
+    assert precondition is not None
+
+    mean, std = distribution.distribution.loc, distribution.distribution.scale.detach()
+    v = th.randn(flat_concat(actor_params).numel(), dtype=th.float64)
+    parts = dict(zip([id(p) for p in actor_params], th.split(v, [p.numel() for p in actor_params]), strict=True))
+    expected = {}
+    for call in calls:
+        n = obs.shape[0]
+        a = th.cat([call.inputs.detach(), th.ones(n, 1, dtype=th.float64)], dim=1)
+        a_factor = sum(th.outer(a[s], a[s]) for s in range(n)) / n
+        # delta_k(s) = d mean[s, k] / d outputs[s] / std[s, k], each row from its own backward pass
+        g_factor = 0
+        for s in range(n):
+            for k in range(action_dim):
+                (delta,) = th.autograd.grad(mean[s, k], call.outputs, retain_graph=True)
+                g_factor = g_factor + th.outer(delta[s], delta[s]) / std[s, k] ** 2
+        g_factor = g_factor / n
+        pi = math.sqrt((a_factor.trace() / a_factor.shape[0]) / (g_factor.trace() / g_factor.shape[0]))
+        a_damped = a_factor + pi * math.sqrt(damping) * th.eye(a_factor.shape[0], dtype=th.float64)
+        g_damped = g_factor + math.sqrt(damping) / pi * th.eye(g_factor.shape[0], dtype=th.float64)
+        out_features, in_features = call.layer.weight.shape
+        block = th.cat(
+            [parts[id(call.layer.weight)].view(out_features, in_features), parts[id(call.layer.bias)].view(-1, 1)], 1
+        )
+        # vec(G^-1 V A^-1) = (A^-1 kron G^-1) vec(V) for column-major vec; row-major: kron(G^-1, A^-1)
+        solved = th.linalg.solve(th.kron(g_damped, a_damped), block.reshape(-1)).view(out_features, in_features + 1)
+        expected[id(call.layer.weight)], expected[id(call.layer.bias)] = solved[:, :-1].reshape(-1), solved[:, -1]
+    expected[id(policy.log_std)] = parts[id(policy.log_std)] / (2.0 + damping)
+    assert th.allclose(precondition(v), th.cat([expected[id(p)] for p in actor_params]), rtol=1e-10, atol=1e-12)
+
+
+def test_kfac_output_layer_block_is_the_exact_fisher_block():
+    """For the output layer, A kron G is F's block exactly (its G = diag(1/sigma^2) does not depend on the state)."""
+    policy = tiny_policy(spaces.Box(-1.0, 1.0, (2,), dtype=np.float32))
+    actor_params, _ = split_actor_critic_parameters(policy)
+    obs = th.rand(50, 3, dtype=th.float64) * 2 - 1
+    distribution, calls = record_actor(policy, obs)
+    precondition = make_kfac_preconditioner(distribution, actor_params, calls, policy.log_std, damping=1e-20)
+    fvp = make_fisher_vector_product(distribution, actor_params, damping=1e-20)
+    # a vector living on the output layer's weight and bias only: P^-1 F v = v there (up to the tiny damping)
+    sizes = [p.numel() for p in actor_params]
+    offsets = np.cumsum([0, *sizes])
+    index = [i for i, p in enumerate(actor_params) if p is policy.action_net.weight or p is policy.action_net.bias]
+    v = th.zeros(offsets[-1], dtype=th.float64)
+    for i in index:
+        v[offsets[i] : offsets[i + 1]] = th.randn(sizes[i], dtype=th.float64)
+    fisher_v = fvp(v)
+    restricted = th.zeros_like(fisher_v)
+    for i in index:
+        restricted[offsets[i] : offsets[i + 1]] = fisher_v[offsets[i] : offsets[i + 1]]
+    out = precondition(restricted)
+    assert th.allclose(out, v, rtol=1e-6, atol=1e-8)
+    # and not for a hidden layer, where A kron G is only an approximation
+    hidden = [i for i, p in enumerate(actor_params) if p is policy.mlp_extractor.policy_net[0].weight]
+    w = th.zeros_like(v)
+    w[offsets[hidden[0]] : offsets[hidden[0] + 1]] = th.randn(sizes[hidden[0]], dtype=th.float64)
+    assert not th.allclose(precondition(fvp(w)) * (w != 0), w, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["gsde", "categorical", "bernoulli"])
+def test_kfac_preconditioner_does_not_apply_to_other_distributions(family):
+    action_space, kwargs = FAMILIES[family]
+    policy = tiny_policy(action_space, **kwargs)
+    actor_params, _ = split_actor_critic_parameters(policy)
+    distribution, calls = record_actor(policy, th.rand(4, 3, dtype=th.float64))
+    assert make_kfac_preconditioner(distribution, actor_params, calls, getattr(policy, "log_std", None), 0.1) is None
+
+
+def test_kfac_preconditioner_needs_every_actor_parameter_covered_and_damping():
+    policy = tiny_policy(spaces.Box(-1.0, 1.0, (2,), dtype=np.float32))
+    actor_params, _ = split_actor_critic_parameters(policy)
+    distribution, calls = record_actor(policy, th.rand(4, 3, dtype=th.float64))
+    assert make_kfac_preconditioner(distribution, actor_params, calls, policy.log_std, 0.1) is not None
+    assert make_kfac_preconditioner(distribution, actor_params, calls[:1], policy.log_std, 0.1) is None  # a layer missing
+    assert make_kfac_preconditioner(distribution, actor_params, calls, None, 0.1) is None  # log_std not covered
+    assert make_kfac_preconditioner(distribution, actor_params, [*calls, calls[0]], policy.log_std, 0.1) is None  # twice
+    assert make_kfac_preconditioner(distribution, actor_params, calls, policy.log_std, 0.0) is None  # no damping
