@@ -114,8 +114,6 @@ class RecurrentTRPOCritic(TRPOCritic):
     :param critic_optimizer_class: Optimizer of the critic (``None``: the policy's ``optimizer_class``)
     :param critic_optimizer_kwargs: Keyword arguments of the critic's optimizer (``None``: the policy's)
     :param critic_max_grad_norm: If given (> 0), clip the norm of the critic's gradient to it
-    :param cg_preconditioner: Must be ``None`` (plain conjugate gradient): TRPOCritic's ``"kfac"`` needs an actor
-        made of ``nn.Linear`` layers, and this actor has an LSTM
     :param stats_window_size: Window size for the rollout logging (episodes)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation (e.g. ``lstm_hidden_size``,
@@ -171,7 +169,6 @@ class RecurrentTRPOCritic(TRPOCritic):
             **(self.rollout_buffer_kwargs or {}),
         )
         self._setup_critic_optimizer()
-        self._check_preconditioner()  # refuses "kfac": the actor's LSTM is not made of nn.Linear layers
 
     def collect_rollouts(
         self,

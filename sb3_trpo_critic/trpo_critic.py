@@ -38,14 +38,12 @@ from torch.nn import functional as F
 from sb3_trpo_critic.guards import NonFiniteRolloutCheck, check_save_file
 from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, split_actor_critic_parameters
 from sb3_trpo_critic.trust_region import (
-    LinearCall,
     LineSearchResult,
     backtracking_line_search,
     conjugate_gradient,
     flat_concat,
     full_kl,
     make_fisher_vector_product,
-    make_kfac_preconditioner,
     masked_mean,
     trust_region_step_size,
 )
@@ -172,12 +170,6 @@ class TRPOCritic(OnPolicyAlgorithm):
     :param line_search_accept_ratio: A candidate is accepted only if its actual improvement of the
         surrogate is at least this fraction of the improvement expected from the linear model,
         :math:`g^\\top \\Delta\\theta`. 0 (the default) accepts any improvement; must be in [0, 1).
-    :param cg_preconditioner: ``None`` (the default): plain conjugate gradient, as in the paper.
-        ``"kfac"``: conjugate gradient preconditioned by a Kronecker-factored approximation of
-        :math:`F + \\lambda I` (one block per layer, K-FAC; the exact block for ``log_std``), built once per
-        update: the same linear system, solved in fewer Fisher-vector products
-        (:func:`~sb3_trpo_critic.trust_region.make_kfac_preconditioner`). Only for Box actions without gSDE
-        and actors made of ``nn.Linear`` layers (MlpPolicy, MultiInputPolicy with flattened inputs).
     :param critic_optimizer_class: Optimizer of the critic. ``None``: the policy's
         ``optimizer_class`` (``policy_kwargs``; Adam by default, as in SB3)
     :param critic_optimizer_kwargs: Keyword arguments of the critic's optimizer (the learning rate
@@ -233,7 +225,6 @@ class TRPOCritic(OnPolicyAlgorithm):
         critic_optimizer_class: type[th.optim.Optimizer] | None = None,
         critic_optimizer_kwargs: dict[str, Any] | None = None,
         critic_max_grad_norm: float | None = None,
-        cg_preconditioner: str | None = None,
         _init_setup_model: bool = True,
     ):
         _validate_hyperparameters(
@@ -252,7 +243,6 @@ class TRPOCritic(OnPolicyAlgorithm):
             target_kl=target_kl,
             sub_sampling_factor=sub_sampling_factor,
             critic_max_grad_norm=critic_max_grad_norm,
-            cg_preconditioner=cg_preconditioner,
         )
         super().__init__(
             policy,
@@ -300,7 +290,6 @@ class TRPOCritic(OnPolicyAlgorithm):
         self.critic_optimizer_class = critic_optimizer_class
         self.critic_optimizer_kwargs = critic_optimizer_kwargs
         self.critic_max_grad_norm = critic_max_grad_norm
-        self.cg_preconditioner = cg_preconditioner
         #: how many policy steps were rejected, by reason
         self.rejected_steps: dict[str, int] = {}
         self._last_rejection = ""
@@ -317,25 +306,6 @@ class TRPOCritic(OnPolicyAlgorithm):
                 "(and load its saved models with RecurrentTRPOCritic.load)"
             )
         self._setup_critic_optimizer()
-        self._check_preconditioner()
-
-    def _check_preconditioner(self) -> None:
-        """``cg_preconditioner="kfac"`` needs a diagonal Gaussian actor made of ``nn.Linear`` layers (and ``log_std``)."""
-        if self.cg_preconditioner is None:
-            return
-        linear_params = {id(param) for layer in self._actor_linear_layers() for param in layer.parameters()}
-        log_std = getattr(self.policy, "log_std", None)
-        others = [param for param in self._actor_params if id(param) not in linear_params and param is not log_std]
-        if not isinstance(self.action_space, spaces.Box) or self.use_sde or others:
-            raise HyperparameterError(
-                f"cg_preconditioner={self.cg_preconditioner!r} needs Box actions without gSDE (use_sde=False) and an "
-                "actor made of nn.Linear layers (MlpPolicy); use cg_preconditioner=None (plain conjugate gradient) here"
-            )
-
-    def _actor_linear_layers(self) -> list[th.nn.Linear]:
-        """The policy's ``nn.Linear`` layers whose parameters belong to the actor."""
-        actor = {id(param) for param in self._actor_params}
-        return [layer for layer in self.policy.modules() if isinstance(layer, th.nn.Linear) and id(layer.weight) in actor]
 
     def _setup_critic_optimizer(self) -> None:
         """Split the policy's parameters into the actor's and the critic's; give the critic its own optimizer."""
@@ -393,11 +363,9 @@ class TRPOCritic(OnPolicyAlgorithm):
         if self.normalize_advantage:
             kept = advantages if mask is None else advantages[mask]
             advantages = (advantages - kept.mean()) / (kept.std() + 1e-8)
-        preconditioned_layers = [] if self.cg_preconditioner is None else self._actor_linear_layers()
         with th.no_grad():
             old_distribution = self._action_distribution(rollout)
-        with record_linear_calls(preconditioned_layers) as calls:
-            distribution = self._action_distribution(rollout)
+        distribution = self._action_distribution(rollout)
         surrogate = self._surrogate(distribution, actions, rollout.old_log_prob, advantages, mask)
         fvp_reuses_graph = self.sub_sampling_factor == 1
         policy_gradient = flat_concat(th.autograd.grad(surrogate, actor_params, retain_graph=fvp_reuses_graph))
@@ -412,21 +380,11 @@ class TRPOCritic(OnPolicyAlgorithm):
             return result("nonfinite_gradient")
 
         # 2. Fisher-vector product v -> (F + lambda I) v at theta_old, on every k-th state.
-        if fvp_reuses_graph:
-            fvp_distribution, fvp_mask = distribution, mask
-        else:
-            with record_linear_calls(preconditioned_layers) as calls:
-                fvp_distribution, fvp_mask = self._fisher_distribution(rollout)
+        fvp_distribution, fvp_mask = (distribution, mask) if fvp_reuses_graph else self._fisher_distribution(rollout)
         fisher_vector_product = make_fisher_vector_product(fvp_distribution, actor_params, self.cg_damping, fvp_mask)
 
-        # 3. Conjugate gradient: x ~ (F + lambda I)^-1 g, preconditioned by P ~ F + lambda I if asked for.
-        preconditioner = None
-        if self.cg_preconditioner == "kfac" and fvp_mask is None:
-            log_std = getattr(self.policy, "log_std", None)
-            preconditioner = make_kfac_preconditioner(fvp_distribution, actor_params, calls, log_std, self.cg_damping)
-        cg = conjugate_gradient(
-            fisher_vector_product, policy_gradient, self.cg_max_steps, self.cg_residual_tol, preconditioner
-        )
+        # 3. Conjugate gradient: x ~ (F + lambda I)^-1 g.
+        cg = conjugate_gradient(fisher_vector_product, policy_gradient, self.cg_max_steps, self.cg_residual_tol)
         result = functools.partial(result, cg_iterations=cg.iterations, cg_residual=cg.residual_squared_norm)
         if not cg.converged_normally or not bool(th.isfinite(cg.x).all()):
             return result("cg_breakdown")
@@ -437,7 +395,7 @@ class TRPOCritic(OnPolicyAlgorithm):
             return result("degenerate_step")
         full_step = beta * cg.x
         expected_improvement = float(policy_gradient.dot(full_step))
-        del fisher_vector_product, preconditioner, fvp_distribution, distribution, calls  # free the autograd graph
+        del fisher_vector_product, fvp_distribution, distribution  # free the autograd graph
 
         # 5. Backtracking line search: the first theta_old + alpha^j * beta * x that improves L
         #    with mean KL(pi_old || pi_new) <= delta; otherwise theta_old, restored exactly.
@@ -682,22 +640,6 @@ def distribution_validation_off() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def record_linear_calls(layers: list[th.nn.Linear]) -> Iterator[list[LinearCall]]:
-    """Record every call of ``layers`` (input and output) made in the block, in call order."""
-    calls: list[LinearCall] = []
-
-    def hook(layer: th.nn.Module, inputs: tuple[th.Tensor, ...], output: th.Tensor) -> None:
-        calls.append(LinearCall(layer, inputs[0], output))  # type: ignore[arg-type]
-
-    handles = [layer.register_forward_hook(hook) for layer in layers]
-    try:
-        yield calls
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@contextlib.contextmanager
 def _frozen(params: list[th.nn.Parameter]) -> Iterator[None]:
     """Turn off ``requires_grad`` of ``params`` for the block (restored afterwards, also on an exception)."""
     flags = [param.requires_grad for param in params]
@@ -758,7 +700,6 @@ def _validate_hyperparameters(**values: Any) -> None:
         ),
         "sub_sampling_factor": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
         "critic_max_grad_norm": (lambda x: x is None or (finite(x) and x > 0), "None or a finite number > 0"),
-        "cg_preconditioner": (lambda x: x in (None, "kfac"), "None or 'kfac'"),
         "learning_rate": (lambda x: callable(x) or (finite(x) and x > 0), "a finite number > 0 or a schedule"),
     }
     for name, value in values.items():

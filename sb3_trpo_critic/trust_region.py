@@ -12,9 +12,7 @@ explicit formula (``tests/test_trust_region.py``):
 * :func:`make_fisher_vector_product` -- :math:`v \\mapsto (F + \\lambda I) v`.
 * :func:`masked_mean` -- :math:`\\hat{\\mathbb{E}}_s` over the states of the data (not the padding
   of recurrent sequences).
-* :func:`make_kfac_preconditioner` -- :math:`P^{-1} \\approx (F + \\lambda I)^{-1}`, Kronecker-factored
-  per layer, to make conjugate gradient converge in fewer products (optional).
-* :func:`conjugate_gradient` -- :math:`x \\approx (F + \\lambda I)^{-1} g`, optionally preconditioned.
+* :func:`conjugate_gradient` -- :math:`x \\approx (F + \\lambda I)^{-1} g`.
 * :func:`trust_region_step_size` -- :math:`\\beta = \\sqrt{2\\delta / x^\\top (F + \\lambda I) x}`.
 * :func:`backtracking_line_search` -- the first :math:`\\theta_{old} + \\alpha^j \\beta x` that
   :func:`is_acceptable_step` accepts, or :math:`\\theta_{old}` restored exactly.
@@ -218,124 +216,6 @@ def make_fisher_vector_product(
     return fisher_vector_product
 
 
-class LinearCall(NamedTuple):
-    """One call of an ``nn.Linear`` layer in the forward pass of the actor (recorded for :func:`make_kfac_preconditioner`)."""
-
-    #: the layer
-    layer: th.nn.Linear
-    #: its input :math:`a`, one row per state
-    inputs: th.Tensor
-    #: its output :math:`s = W a + b`, still attached to the autograd graph
-    outputs: th.Tensor
-
-
-def make_kfac_preconditioner(
-    distribution: Distribution,
-    params: Sequence[th.Tensor],
-    calls: Sequence[LinearCall],
-    log_std: th.Tensor | None,
-    damping: float,
-) -> Callable[[th.Tensor], th.Tensor] | None:
-    """
-    Build :math:`v \\mapsto P^{-1} v`, a cheap approximation of :math:`(F + \\lambda I)^{-1} v` for a diagonal
-    Gaussian policy whose actor is made of ``nn.Linear`` layers (K-FAC, Martens & Grosse 2015), to precondition
-    :func:`conjugate_gradient`. The preconditioner changes how fast CG converges, not what it converges to:
-    :math:`(F + \\lambda I) x = g` is solved as before.
-
-    :math:`P` is block diagonal:
-
-    * for each layer :math:`s = W a + b` (weight and bias together, :math:`\\bar a = [a, 1]`), the Fisher block
-      :math:`\\mathbb{E}_s[\\bar a \\bar a^\\top \\otimes \\delta \\delta^\\top]` is approximated by
-      :math:`A \\otimes G`, :math:`A = \\mathbb{E}_s[\\bar a \\bar a^\\top]`,
-      :math:`G = \\mathbb{E}_s[\\sum_k \\delta_k \\delta_k^\\top]`, where
-      :math:`\\delta_k = (\\partial \\mu_k / \\partial s) / \\sigma_k` (so that :math:`\\sum_k \\delta_k
-      \\delta_k^\\top = J_s^\\top M J_s` with :math:`M_\\mu = 1/\\sigma^2`, one backward pass per action dimension).
-      For the output layer, whose :math:`G = \\mathrm{diag}(1/\\sigma^2)` does not depend on the state, this is
-      the exact block. Damped with factored Tikhonov damping,
-      :math:`(A + \\pi \\sqrt{\\lambda} I) \\otimes (G + \\sqrt{\\lambda} / \\pi I)`,
-      :math:`\\pi^2 = \\frac{\\mathrm{tr}(A) / \\dim A}{\\mathrm{tr}(G) / \\dim G}`; then
-      :math:`P^{-1} \\mathrm{vec}(V) = \\mathrm{vec}(G_\\lambda^{-1} V A_\\lambda^{-1})` for the layer's
-      gradient-shaped block :math:`V = [V_W, V_b]`;
-    * for ``log_std`` (a state-independent standard deviation :math:`\\sigma = e^{\\log\\sigma}`), the exact block
-      :math:`(2 + \\lambda) I`.
-
-    :param distribution: the policy's distribution on the Fisher-vector-product states, at :math:`\\theta_{old}`
-    :param params: the actor parameters, in the layout of the flat vectors
-    :param calls: the ``nn.Linear`` calls of the forward pass that produced ``distribution``
-    :param log_std: the parameter of the state-independent log standard deviation, or ``None``
-    :param damping: :math:`\\lambda`
-    :return: :math:`v \\mapsto P^{-1} v` on flat vectors; ``None`` where it does not apply (another
-        distribution, no damping, an actor parameter that is neither ``log_std`` nor the weight or bias of
-        exactly one recorded call, inputs that are not one row per state, or a singular factor): plain CG then
-    """
-    if type(distribution) is not DiagGaussianDistribution or not damping > 0:
-        return None
-    mean = distribution.distribution.loc
-    std = distribution.distribution.scale.detach()
-    n_states, action_dim = mean.shape
-    layers = [call.layer for call in calls]
-    index = {id(param): i for i, param in enumerate(params)}
-    covered = [id(call.layer.weight) for call in calls] + [
-        id(call.layer.bias) for call in calls if call.layer.bias is not None
-    ]
-    if log_std is not None:
-        covered.append(id(log_std))
-    if len(set(layers)) != len(layers) or sorted(covered) != sorted(index):
-        return None
-    if any(call.inputs.dim() != 2 or call.inputs.shape[0] != n_states for call in calls):
-        return None
-
-    # G = E_s[sum_k delta_k delta_k^T]: one backward pass from the mean per action dimension k
-    outputs = [call.outputs for call in calls]
-    g_factors = [th.zeros(out.shape[1], out.shape[1], dtype=mean.dtype, device=mean.device) for out in outputs]
-    for k in range(action_dim):
-        direction = th.zeros_like(mean)
-        direction[:, k] = 1.0 / std[:, k]
-        deltas = th.autograd.grad(mean, outputs, grad_outputs=direction, retain_graph=True, allow_unused=True)
-        for g_factor, delta in zip(g_factors, deltas, strict=True):
-            if delta is None:  # the layer does not reach the mean
-                return None
-            g_factor.addmm_(delta.T, delta)
-
-    root_damping = math.sqrt(damping)
-    blocks = []
-    for call, g_factor in zip(calls, g_factors, strict=True):
-        a = call.inputs.detach()
-        if call.layer.bias is not None:
-            a = th.cat([a, th.ones_like(a[:, :1])], dim=1)
-        a_factor = a.T @ a / n_states
-        g_factor = g_factor / n_states
-        pi = math.sqrt((float(a_factor.trace()) / a_factor.shape[0]) / (float(g_factor.trace()) / g_factor.shape[0]))
-        if not (math.isfinite(pi) and pi > 0):
-            return None
-        a_inverse, a_info = th.linalg.inv_ex(
-            a_factor + pi * root_damping * th.eye(a_factor.shape[0], dtype=a.dtype, device=a.device)
-        )
-        g_inverse, g_info = th.linalg.inv_ex(
-            g_factor + root_damping / pi * th.eye(g_factor.shape[0], dtype=a.dtype, device=a.device)
-        )
-        if int(a_info) != 0 or int(g_info) != 0:
-            return None
-        blocks.append((call.layer, a_inverse, g_inverse))
-
-    def precondition(vector: th.Tensor) -> th.Tensor:
-        parts = unflatten_like(vector, params)
-        result = list(parts)
-        for layer, a_inverse, g_inverse in blocks:
-            weight = index[id(layer.weight)]
-            if layer.bias is None:
-                result[weight] = g_inverse @ parts[weight] @ a_inverse
-                continue
-            bias = index[id(layer.bias)]
-            block = g_inverse @ th.cat([parts[weight], parts[bias].unsqueeze(1)], dim=1) @ a_inverse
-            result[weight], result[bias] = block[:, :-1], block[:, -1]
-        if log_std is not None:
-            result[index[id(log_std)]] = parts[index[id(log_std)]] / (2.0 + damping)
-        return flat_concat(result)
-
-    return precondition
-
-
 class CGResult(NamedTuple):
     """The result of :func:`conjugate_gradient`."""
 
@@ -356,16 +236,12 @@ def conjugate_gradient(
     b: th.Tensor,
     max_iter: int,
     residual_tol: float = 1e-10,
-    preconditioner: Callable[[th.Tensor], th.Tensor] | None = None,
 ) -> CGResult:
     """
-    Solve :math:`A x = b` for a symmetric positive-definite :math:`A`, from :math:`x_0 = 0`; with a
-    ``preconditioner`` :math:`r \\mapsto P^{-1} r` (symmetric positive definite), by preconditioned CG, which
-    solves the same system in fewer products when :math:`P \\approx A`.
+    Solve :math:`A x = b` for a symmetric positive-definite :math:`A`, from :math:`x_0 = 0`.
 
     Stops after ``max_iter`` products, or when :math:`\\|r\\|^2 < \\text{residual\\_tol}`
-    (the same residual test as ``sb3_contrib``'s solver, on the residual of :math:`A x = b` also when
-    preconditioned), or on breakdown: when the curvature
+    (the same residual test as ``sb3_contrib``'s solver), or on breakdown: when the curvature
     :math:`p^\\top A p` is not positive (``converged_normally=False``; ``x`` is then the last
     good iterate).
 
@@ -373,34 +249,29 @@ def conjugate_gradient(
     :param b: right-hand side (the policy gradient :math:`g`)
     :param max_iter: maximum number of products (>= 1)
     :param residual_tol: tolerance on the squared residual norm
-    :param preconditioner: :math:`r \\mapsto P^{-1} r`, or ``None`` for plain CG (:math:`P = I`)
     :return: the solution, the iterations taken, the final squared residual, the breakdown flag,
         and :math:`x^\\top A x`, computed as :math:`x^\\top (b - r)` with CG's residual
         :math:`r = b - A x` (exact up to rounding; it saves the product :math:`A x`)
     """
     x = th.zeros_like(b)
     residual = b.clone()
+    direction = b.clone()
     residual_squared_norm = residual.dot(residual)
     if not residual_squared_norm >= residual_tol:  # also stops on NaN
         return CGResult(x, 0, float(residual_squared_norm), bool(th.isfinite(residual_squared_norm)))
-    preconditioned = residual if preconditioner is None else preconditioner(residual)  # z = P^-1 r
-    direction = preconditioned.clone()
-    residual_dot_preconditioned = residual_squared_norm if preconditioner is None else residual.dot(preconditioned)
     for iteration in range(1, max_iter + 1):
         product = matrix_vector_product(direction)
         curvature = direction.dot(product)
         if not curvature > 0:  # breakdown: A not positive definite along p, or NaN
             return CGResult(x, iteration, float(residual_squared_norm), False, float(x.dot(b - residual)))
-        alpha = residual_dot_preconditioned / curvature
+        alpha = residual_squared_norm / curvature
         x = x + alpha * direction
         residual = residual - alpha * product
-        residual_squared_norm = residual.dot(residual)
-        if residual_squared_norm < residual_tol or iteration == max_iter:
-            return CGResult(x, iteration, float(residual_squared_norm), True, float(x.dot(b - residual)))
-        preconditioned = residual if preconditioner is None else preconditioner(residual)
-        new_residual_dot_preconditioned = residual_squared_norm if preconditioner is None else residual.dot(preconditioned)
-        direction = preconditioned + (new_residual_dot_preconditioned / residual_dot_preconditioned) * direction
-        residual_dot_preconditioned = new_residual_dot_preconditioned
+        new_residual_squared_norm = residual.dot(residual)
+        if new_residual_squared_norm < residual_tol or iteration == max_iter:
+            return CGResult(x, iteration, float(new_residual_squared_norm), True, float(x.dot(b - residual)))
+        direction = residual + (new_residual_squared_norm / residual_squared_norm) * direction
+        residual_squared_norm = new_residual_squared_norm
     raise AssertionError("unreachable: max_iter must be >= 1")
 
 

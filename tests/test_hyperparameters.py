@@ -76,8 +76,6 @@ INVALID = [
     ("learning_rate", 0.0, "learning_rate"),
     ("learning_rate", float("nan"), "learning_rate"),
     ("critic_max_grad_norm", 0.0, "critic_max_grad_norm"),
-    ("cg_preconditioner", "jacobi", r"cg_preconditioner must be None or 'kfac'"),
-    ("cg_preconditioner", "KFAC", "cg_preconditioner"),
 ]
 
 
@@ -116,18 +114,3 @@ def test_unsupported_action_space_is_refused():
 
     with pytest.raises(ValueError, match="supports Box, Discrete, MultiDiscrete, MultiBinary action spaces, not Tuple"):
         TRPOCritic("MlpPolicy", make_vec_env(TupleActionEnv, n_envs=1))
-
-
-def test_kfac_preconditioner_is_refused_where_it_does_not_apply():
-    with pytest.raises(ValueError, match=r"cg_preconditioner='kfac' needs Box actions"):
-        TRPOCritic("MlpPolicy", "CartPole-v1", cg_preconditioner="kfac", device="cpu")
-    with pytest.raises(ValueError, match=r"cg_preconditioner='kfac' needs Box actions without gSDE"):
-        TRPOCritic("MlpPolicy", "Pendulum-v1", cg_preconditioner="kfac", use_sde=True, device="cpu")
-    model = TRPOCritic("MlpPolicy", "Pendulum-v1", cg_preconditioner="kfac", device="cpu")
-    assert model.cg_preconditioner == "kfac"
-
-
-def test_kfac_preconditioner_is_saved_and_loaded(tmp_path):
-    model = TRPOCritic("MlpPolicy", "Pendulum-v1", cg_preconditioner="kfac", n_steps=64, device="cpu")
-    model.save(tmp_path / "model.zip")
-    assert TRPOCritic.load(tmp_path / "model.zip", device="cpu").cg_preconditioner == "kfac"

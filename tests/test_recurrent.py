@@ -228,8 +228,6 @@ def test_shared_lstm_and_non_recurrent_policies_are_refused():
         TRPOCritic(RecurrentTRPOCritic.policy_aliases["MlpLstmPolicy"], env)
     with pytest.raises(HyperparameterError, match="target_kl"):
         RecurrentTRPOCritic("MlpLstmPolicy", env, target_kl=0.0)
-    with pytest.raises(HyperparameterError, match="cg_preconditioner='kfac'"):  # the LSTM is not nn.Linear layers
-        RecurrentTRPOCritic("MlpLstmPolicy", env, cg_preconditioner="kfac")
 
 
 def test_a_critic_without_lstm_trains():
