@@ -18,9 +18,10 @@ from sb3_trpo_critic.benchmarks.update_cost import build, collect
 from sb3_trpo_critic.trust_region import conjugate_gradient, flat_concat, make_fisher_vector_product
 
 
-def preconditioned_cg(product, b, inverse_diagonal, max_iter, tol):
+def preconditioned_cg(product, b, precondition, max_iter, tol):
+    """Preconditioned CG from x = 0 (``precondition``: r -> P^-1 r), with the residual test of TRPOCritic's CG."""
     x, r = th.zeros_like(b), b.clone()
-    z = inverse_diagonal * r
+    z = precondition(r)
     p, rz = z.clone(), r.dot(z)
     for iteration in range(1, max_iter + 1):
         ap = product(p)
@@ -28,7 +29,7 @@ def preconditioned_cg(product, b, inverse_diagonal, max_iter, tol):
         x, r = x + alpha * p, r - alpha * ap
         if r.dot(r) < tol:
             return x, iteration
-        z = inverse_diagonal * r
+        z = precondition(r)
         rz, rz_old = r.dot(z), rz
         p = z + (rz / rz_old) * p
     return x, max_iter
@@ -75,12 +76,16 @@ def main() -> None:
         start = time.perf_counter()
         inverse_diagonal = 1.0 / fisher_diagonal(model, rollout.observations, distribution, damping)
         diagonal_seconds = time.perf_counter() - start
-        exact, _ = preconditioned_cg(product, g, inverse_diagonal, 300, 1e-20)
+
+        def jacobi(r: th.Tensor, inverse_diagonal: th.Tensor = inverse_diagonal) -> th.Tensor:
+            return inverse_diagonal * r
+
+        exact, _ = preconditioned_cg(product, g, jacobi, 300, 1e-20)
 
         cg = conjugate_gradient(product, g, 60, tol)
-        _, pcg_iterations = preconditioned_cg(product, g, inverse_diagonal, 60, tol)
+        _, pcg_iterations = preconditioned_cg(product, g, jacobi, 60, tol)
         cg10 = conjugate_gradient(product, g, 10, 0.0).x
-        pcg10, _ = preconditioned_cg(product, g, inverse_diagonal, 10, 0.0)
+        pcg10, _ = preconditioned_cg(product, g, jacobi, 10, 0.0)
         print(
             f"rollout {repetition}: iterations to |r|^2 < {tol:g}: CG {cg.iterations}, Jacobi-PCG {pcg_iterations}; "
             f"A-norm error after 10: CG {a_norm_error(product, cg10, exact):.2e}, "

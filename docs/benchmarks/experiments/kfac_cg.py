@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import torch as th
+from jacobi_cg import preconditioned_cg  # the script beside this one (its directory is on sys.path when run)
 from stable_baselines3.common.distributions import DiagGaussianDistribution, Distribution
 from stable_baselines3.common.utils import configure_logger
 
@@ -147,23 +148,6 @@ def make_kfac_preconditioner(
         return flat_concat(result)
 
     return precondition
-
-
-def preconditioned_cg(product, b, precondition, max_iter, tol):
-    """Preconditioned CG from x = 0, with the residual test of TRPOCritic's CG: (x, iterations)."""
-    x, r = th.zeros_like(b), b.clone()
-    z = precondition(r)
-    p, rz = z.clone(), r.dot(z)
-    for iteration in range(1, max_iter + 1):
-        ap = product(p)
-        alpha = rz / p.dot(ap)
-        x, r = x + alpha * p, r - alpha * ap
-        if r.dot(r) < tol:
-            return x, iteration
-        z = precondition(r)
-        rz, rz_old = r.dot(z), rz
-        p = z + (rz / rz_old) * p
-    return x, max_iter
 
 
 @contextlib.contextmanager
