@@ -18,3 +18,9 @@ def test_build_takes_the_rollout_shape_and_device_and_time_train_splits_the_upda
     total, policy, cg_iterations = time_train(model)
     assert 0 < policy < total
     assert cg_iterations >= 1
+
+
+def test_build_passes_extra_constructor_arguments():
+    model = build(TRPOCritic, "Pendulum-v1", seed=0, n_envs=1, n_steps=16, extra={"cg_residual_tol": 1e-3})
+    assert model.cg_residual_tol == 1e-3
+    assert build(TRPOCritic, "Pendulum-v1", seed=0, n_envs=1, n_steps=16).cg_residual_tol == 1e-10

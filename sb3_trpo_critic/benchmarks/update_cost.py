@@ -64,13 +64,17 @@ def build(
     device: str = "cpu",
     n_envs: int = 2,
     n_steps: int = HYPERPARAMETERS["n_steps"],
+    extra: dict[str, Any] | None = None,
 ):
-    """``same_step``: TRPOCritic with sb3_contrib.TRPO's step, translated by ``from_sb3_contrib(same_step=True)``."""
+    """
+    ``same_step``: TRPOCritic with sb3_contrib.TRPO's step, translated by ``from_sb3_contrib(same_step=True)``.
+    ``extra``: further constructor arguments of ``algo`` (e.g. TRPOCritic's ``cg_residual_tol``).
+    """
     env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed))
     hyperparameters = {**HYPERPARAMETERS, "n_steps": n_steps}
     if same_step:
         hyperparameters = from_sb3_contrib(hyperparameters, env.action_space, same_step=True)
-    return algo("MlpPolicy", env, seed=seed, device=device, **hyperparameters)
+    return algo("MlpPolicy", env, seed=seed, device=device, **hyperparameters, **(extra or {}))
 
 
 def synchronize(model) -> None:
@@ -136,12 +140,26 @@ def main() -> None:
         help="give TRPOCritic target_kl and cg_damping times the action dimension: sb3_contrib.TRPO's KL and "
         "Fisher are averaged over action dimensions, so both then solve the same system and take the same step",
     )
+    parser.add_argument(
+        "--cg-residual-tol",
+        type=float,
+        default=None,
+        help="TRPOCritic's cg_residual_tol (default: its own default, 1e-10, sb3_contrib's test): what a looser "
+        "CG stopping rule would save",
+    )
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
     shape = dict(device=args.device, n_envs=args.n_envs, n_steps=args.n_steps)
     models = {
-        "TRPOCritic": build(TRPOCritic, args.env, args.seed, same_step=args.equivalent_trust_region, **shape),
+        "TRPOCritic": build(
+            TRPOCritic,
+            args.env,
+            args.seed,
+            same_step=args.equivalent_trust_region,
+            extra=None if args.cg_residual_tol is None else {"cg_residual_tol": args.cg_residual_tol},
+            **shape,
+        ),
         "sb3_contrib.TRPO": build(TRPO, args.env, args.seed, **shape),
     }
     times: dict[str, dict[str, list[float]]] = {name: {"train": [], "policy": [], "cg": []} for name in models}
@@ -157,7 +175,7 @@ def main() -> None:
         f"env={args.env} repetitions={args.repetitions} threads={args.threads} torch={th.__version__} "
         f"python={platform.python_version()} cpu={platform.processor() or platform.machine()} "
         f"equivalent_trust_region={args.equivalent_trust_region} device={args.device} "
-        f"rollout={args.n_envs}x{args.n_steps}"
+        f"rollout={args.n_envs}x{args.n_steps} trpo_critic_cg_residual_tol={models['TRPOCritic'].cg_residual_tol:g}"
     )
     print(f"{'':18s} {'train() median':>15s} {'policy step median':>19s} {'critic epochs median':>21s} {'CG its':>7s}")
     medians = {}
