@@ -1,0 +1,74 @@
+"""Experiment (issue 11): how fast can a rollout be on this machine? The VecEnv stack alone against SB3's
+collect_rollouts, and SB3's DummyVecEnv (all envs in this process) against SubprocVecEnv (one process per env).
+
+For an env and a number of envs it times, in alternation, ``--rounds`` times: random actions through
+DummyVecEnv + VecNormalize, the same through SubprocVecEnv + VecNormalize, and TRPOCritic's collect_rollouts
+(SB3's loop with the 64x64 MlpPolicy, on DummyVecEnv) of 2048 samples, and prints env-steps per second.
+
+    python docs/benchmarks/experiments/vec_env_speed.py --env Walker2d-v5 --n-envs 8
+    python docs/benchmarks/experiments/vec_env_speed.py --env Walker2d-v5 --n-envs 8 --profile
+
+``--profile``: instead, where the VecEnv stack's time goes (cProfile of 1000 random-action steps, by own time).
+"""
+
+import argparse
+import cProfile
+import pstats
+import time
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+
+from sb3_trpo_critic import TRPOCritic
+from sb3_trpo_critic.benchmarks.update_cost import collect
+
+SAMPLES = 2048
+
+
+def random_steps_per_second(venv: VecEnv, n_envs: int) -> float:
+    venv.reset()
+    actions = np.stack([venv.action_space.sample() for _ in range(n_envs)])
+    start = time.perf_counter()
+    for _ in range(2 * SAMPLES // n_envs):
+        venv.step(actions)
+    return 2 * SAMPLES / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="Walker2d-v5")
+    parser.add_argument("--n-envs", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    th.set_num_threads(1)
+
+    def stack(vec_env_cls: type[VecEnv]) -> VecNormalize:
+        return VecNormalize(make_vec_env(args.env, n_envs=args.n_envs, seed=0, vec_env_cls=vec_env_cls))
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(random_steps_per_second, stack(DummyVecEnv), args.n_envs)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(8)
+        return
+
+    dummy, subproc = stack(DummyVecEnv), stack(SubprocVecEnv)
+    model = TRPOCritic("MlpPolicy", stack(DummyVecEnv), n_steps=SAMPLES // args.n_envs, seed=0)
+    measured: dict[str, list[float]] = {"DummyVecEnv, random actions": [], "SubprocVecEnv, random actions": []}
+    measured["collect_rollouts (DummyVecEnv)"] = []
+    for _ in range(args.rounds):
+        measured["DummyVecEnv, random actions"].append(random_steps_per_second(dummy, args.n_envs))
+        measured["SubprocVecEnv, random actions"].append(random_steps_per_second(subproc, args.n_envs))
+        start = time.perf_counter()
+        collect(model)
+        measured["collect_rollouts (DummyVecEnv)"].append(SAMPLES / (time.perf_counter() - start))
+    subproc.close()
+    print(f"env={args.env} n_envs={args.n_envs} rounds={args.rounds} (env-steps/s; median and each round)")
+    for name, values in measured.items():
+        print(f"{name:32s} {np.median(values):7.0f}  {[round(v) for v in values]}")
+
+
+if __name__ == "__main__":
+    main()
