@@ -8,7 +8,7 @@ DummyVecEnv + VecNormalize, the same through SubprocVecEnv + VecNormalize, and T
     python docs/benchmarks/experiments/vec_env_speed.py --env Walker2d-v5 --n-envs 8
     python docs/benchmarks/experiments/vec_env_speed.py --env Walker2d-v5 --n-envs 8 --profile
 
-``--profile``: instead, where the VecEnv stack's time goes (cProfile of 1000 random-action steps, by own time).
+``--profile``: instead, where the VecEnv stack's time goes (cProfile of 4096 random-action env steps, by own time).
 """
 
 import argparse
@@ -56,8 +56,11 @@ def main() -> None:
 
     dummy, subproc = stack(DummyVecEnv), stack(SubprocVecEnv)
     model = TRPOCritic("MlpPolicy", stack(DummyVecEnv), n_steps=SAMPLES // args.n_envs, seed=0)
-    measured: dict[str, list[float]] = {"DummyVecEnv, random actions": [], "SubprocVecEnv, random actions": []}
-    measured["collect_rollouts (DummyVecEnv)"] = []
+    measured: dict[str, list[float]] = {
+        "DummyVecEnv, random actions": [],
+        "SubprocVecEnv, random actions": [],
+        "collect_rollouts (DummyVecEnv)": [],
+    }
     for _ in range(args.rounds):
         measured["DummyVecEnv, random actions"].append(random_steps_per_second(dummy, args.n_envs))
         measured["SubprocVecEnv, random actions"].append(random_steps_per_second(subproc, args.n_envs))
