@@ -22,6 +22,7 @@ from sb3_trpo_critic.benchmarks.sweep import (
     read_result,
     result_path,
     run_sweep,
+    run_unless_finished,
     write_atomically,
 )
 from sb3_trpo_critic.zoo import load_zoo_hyperparameters
@@ -211,3 +212,56 @@ def test_verdict_is_win_tie_or_loss_by_the_intervals():
     assert verdict("trpo_critic", "a2c", intervals).startswith("loses to a2c")
     # touching intervals are not apart
     assert verdict("trpo_critic", "x", {**intervals, "x": (12.0, 11.0, 13.0)}).startswith("ties with x")
+
+
+# --- several sweeps on one folder ---------------------------------------------------------------
+
+CARTPOLE_SPECS = [RunSpec("trpo_critic", "CartPole-v1", seed, timesteps=100_000, eval_points=10) for seed in (0, 1)]
+
+
+def test_run_unless_finished_runs_only_when_the_file_is_not_finished(tmp_path):
+    spec = CARTPOLE_SPECS[0]
+    calls: list[RunSpec] = []
+
+    def run(spec: RunSpec) -> RunResult:
+        calls.append(spec)
+        return read_result(V1_HOPPER)
+
+    assert run_unless_finished(run, tmp_path, spec) == read_result(V1_HOPPER)  # no file
+    result_path(tmp_path, spec).write_text('{"version": 2, "finished": tr')
+    assert run_unless_finished(run, tmp_path, spec) == read_result(V1_HOPPER)  # not a finished result
+    assert calls == [spec, spec]
+    shutil.copy(V1_CARTPOLE, result_path(tmp_path, spec))
+    assert run_unless_finished(run, tmp_path, spec) == read_result(V1_CARTPOLE)  # finished: not run
+    assert calls == [spec, spec]
+
+
+def another_sweep_finishes_the_second_run(spec: RunSpec) -> RunResult:
+    """A run (in a spawned worker) during which another sweep on the same folder finishes the second spec."""
+    out = Path(os.environ["SB3_TRPO_CRITIC_TEST_OUT"])
+    (out / f"{spec.name}.ran").touch()
+    if spec == CARTPOLE_SPECS[0]:
+        shutil.copy(V1_HOPPER, result_path(out, CARTPOLE_SPECS[1]))
+    return read_result(V1_CARTPOLE)
+
+
+def test_a_run_that_another_sweep_finished_meanwhile_is_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("SB3_TRPO_CRITIC_TEST_OUT", str(tmp_path))
+    summary = run_sweep(CARTPOLE_SPECS, tmp_path, workers=1, run=another_sweep_finishes_the_second_run)
+    assert summary == SweepSummary(total=2, skipped=1, ran=1, failed=0)
+    assert sorted(path.name for path in tmp_path.glob("*.ran")) == [f"{CARTPOLE_SPECS[0].name}.ran"]
+    assert result_path(tmp_path, CARTPOLE_SPECS[1]).read_bytes() == V1_HOPPER.read_bytes()  # the other sweep's file
+
+
+def test_a_result_is_not_written_over_the_file_another_sweep_finished_meanwhile(tmp_path):
+    spec = CARTPOLE_SPECS[0]
+
+    def both_sweeps_run_it(specs):
+        for spec in specs:
+            result = read_result(V1_HOPPER)
+            shutil.copy(V1_CARTPOLE, result_path(tmp_path, spec))  # the other sweep's run ended first
+            yield spec, result
+
+    summary = run_sweep([spec], tmp_path, executor=both_sweeps_run_it)
+    assert summary == SweepSummary(total=1, skipped=1, ran=0, failed=0)
+    assert result_path(tmp_path, spec).read_bytes() == V1_CARTPOLE.read_bytes()

@@ -2,7 +2,9 @@
 
 Each run's result is written atomically to ``{out}/{spec.name}.json`` as it arrives; a run whose
 file holds a finished result (:meth:`~sb3_trpo_critic.benchmarks.run.RunResult.from_json` reads
-it) is skipped when the sweep is run again. SIGTERM, like SIGINT, interrupts a sweep: the worker
+it) is skipped when the sweep is run again. Several sweeps may share a folder: each checks a run's
+file again just before the run starts and when its result arrives, and never runs or overwrites a
+run that another sweep finished meanwhile. SIGTERM, like SIGINT, interrupts a sweep: the worker
 processes are terminated, the finished results are kept, and :class:`KeyboardInterrupt` (for
 SIGTERM, its subclass :class:`Terminated`) is raised.
 """
@@ -10,6 +12,7 @@ SIGTERM, its subclass :class:`Terminated`) is raised.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -103,6 +106,22 @@ def is_finished(path: Path) -> bool:
     except (OSError, ResultFormatError):
         return False
     return True
+
+
+def run_unless_finished(run: RunFunction, out: Path, spec: RunSpec) -> RunResult:
+    """
+    Run ``spec``, unless its result file in ``out`` is finished by now: another sweep on the same folder
+    may have finished it since this sweep listed its runs. Called by the worker just before the run starts.
+
+    :param run: The function that runs one spec
+    :param out: The results folder
+    :param spec: The run
+    :return: The result in the file, if finished; else the result of ``run(spec)``
+    """
+    try:
+        return read_result(result_path(out, spec))
+    except (OSError, ResultFormatError):  # no file, or not a finished result: run it
+        return run(spec)
 
 
 def write_atomically(path: Path, data: Mapping[str, Any]) -> None:
@@ -258,6 +277,11 @@ def local_executor(workers: int = 1, run: RunFunction = run_one) -> Executor:
     return execute
 
 
+def _call(run: RunFunction, spec: RunSpec) -> RunResult:
+    """``run(spec)``, as a plain function for :func:`ray.remote`."""
+    return run(spec)
+
+
 def ray_executor(address: str | None = None, run: RunFunction = run_one) -> Executor:
     """
     Run specs as Ray tasks of ``spec.threads`` CPUs each, on a local Ray or the cluster at ``address``.
@@ -274,8 +298,8 @@ def ray_executor(address: str | None = None, run: RunFunction = run_one) -> Exec
 
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        remote_run = ray.remote(run)
-        pending = {remote_run.options(num_cpus=spec.threads).remote(spec): spec for spec in specs}
+        remote_call = ray.remote(_call)  # ray.remote takes a function, not any callable (a functools.partial)
+        pending = {remote_call.options(num_cpus=spec.threads).remote(run, spec): spec for spec in specs}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -358,7 +382,8 @@ class SweepSummary:
     What a sweep did.
 
     :param total: Runs of the sweep
-    :param skipped: Runs already finished, not run again
+    :param skipped: Runs already finished, not run again (also those another sweep on the same folder
+        finished while this one ran)
     :param ran: Runs that finished now
     :param failed: Runs that failed
     """
@@ -397,6 +422,10 @@ def run_sweep(
     """
     Run every spec whose result file is not finished; write each result atomically as it arrives.
 
+    Another sweep may work on the same folder at the same time: a run whose file it finishes before this
+    sweep starts the run is not run (:func:`run_unless_finished`, in the worker), and a result whose file is
+    finished by the time it arrives is not written (the first finished file stays); both count as skipped.
+
     SIGTERM during the sweep raises :class:`Terminated` (see :func:`sigterm_as_keyboard_interrupt`);
     on it, as on any exception, the executor is closed, which stops its runs.
 
@@ -406,7 +435,8 @@ def run_sweep(
     :param backend: ``local`` or ``ray`` (:func:`make_executor`)
     :param address: Ray cluster address
     :param executor: Run the specs with this instead of the backend's executor
-    :param run: The function that runs one spec (the backend's executor calls it)
+    :param run: The function that runs one spec (the backend's executor calls it through
+        :func:`run_unless_finished`)
     :return: What was done
     """
     store = ResultStore(out)
@@ -414,10 +444,12 @@ def run_sweep(
     todo = [spec for spec in specs if not store.is_finished(spec)]
     skipped = len(specs) - len(todo)
     failed = 0
+    finished_elsewhere = 0
     bar = _progress(len(specs), skipped)
     try:
         if todo:
-            execute = executor or make_executor(backend, workers=workers, address=address, run=run)
+            checked_run = functools.partial(run_unless_finished, run, out)
+            execute = executor or make_executor(backend, workers=workers, address=address, run=checked_run)
             with sigterm_as_keyboard_interrupt():
                 outcomes = execute(todo)
                 try:
@@ -425,6 +457,8 @@ def run_sweep(
                         if isinstance(outcome, BaseException):
                             failed += 1
                             _report_failure(spec, outcome)
+                        elif store.is_finished(spec):  # another sweep finished it: its file stays
+                            finished_elsewhere += 1
                         else:
                             store.write(spec, outcome)
                         if bar is not None:
@@ -436,4 +470,9 @@ def run_sweep(
     finally:
         if bar is not None:
             bar.close()
-    return SweepSummary(total=len(specs), skipped=skipped, ran=len(todo) - failed, failed=failed)
+    return SweepSummary(
+        total=len(specs),
+        skipped=skipped + finished_elsewhere,
+        ran=len(todo) - failed - finished_elsewhere,
+        failed=failed,
+    )
