@@ -18,31 +18,13 @@ import itertools
 from collections.abc import Callable
 
 import torch as th
+from jacobi_cg import preconditioned_cg  # the script beside this one (its directory is on sys.path when run)
 
 import sb3_trpo_critic.trpo_critic as trpo_critic_module
 from sb3_trpo_critic import TRPOCritic
 from sb3_trpo_critic.benchmarks.update_cost import build
 
 Preconditioner = Callable[[th.Tensor], th.Tensor]
-
-
-def preconditioned_cg(
-    matrix: th.Tensor, b: th.Tensor, precondition: Preconditioner, max_iter: int, tol: float = 1e-10
-) -> tuple[th.Tensor, int]:
-    """CG from x = 0 with ``precondition``: r -> P^-1 r; stops on ||r||^2 < tol (TRPOCritic's test) or max_iter."""
-    x, r = th.zeros_like(b), b.clone()
-    z = precondition(r)
-    p, rz = z.clone(), r.dot(z)
-    for iteration in range(1, max_iter + 1):
-        ap = matrix @ p
-        alpha = rz / p.dot(ap)
-        x, r = x + alpha * p, r - alpha * ap
-        if r.dot(r) < tol:
-            return x, iteration
-        z = precondition(r)
-        rz, rz_old = r.dot(z), rz
-        p = z + (rz / rz_old) * p
-    return x, max_iter
 
 
 def block_preconditioner(matrix: th.Tensor, sizes: list[int]) -> Preconditioner:
@@ -95,10 +77,10 @@ def main() -> None:
             "exact blocks": block_preconditioner(matrix, sizes),
         }
         for name, precondition in preconditioners.items():
-            _, products = preconditioned_cg(matrix, g, precondition, max_iter=500)
+            _, products = preconditioned_cg(matrix.__matmul__, g, precondition, 500, 1e-10)
             errors, f_errors = [], []
             for k in (12, 25):
-                x, _ = preconditioned_cg(matrix, g, precondition, max_iter=k)
+                x, _ = preconditioned_cg(matrix.__matmul__, g, precondition, k, 1e-10)
                 e = x - exact
                 errors.append(float(th.linalg.vector_norm(e) / th.linalg.vector_norm(exact)))
                 f_errors.append(float((e @ matrix @ e) / (exact @ matrix @ exact)) ** 0.5)
