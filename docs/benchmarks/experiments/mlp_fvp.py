@@ -91,8 +91,9 @@ def micro() -> None:
     hand_product = hand_fisher_vector_product(obs, hidden, head, log_std, 0.1)
     vector = th.randn(sum(p.numel() for p in params))
     with th.no_grad():
-        difference = float((autograd_product(vector) - hand_product(vector)).abs().max())
-        scale = float(autograd_product(vector).abs().max())
+        reference = autograd_product(vector)
+        difference = float((reference - hand_product(vector)).abs().max())
+        scale = float(reference.abs().max())
     a1, a2, g = th.randn(n, width), th.randn(n, width), th.randn(n, action_dim)
     w = [layer.weight.detach() for layer in [*hidden, head]]
     matrix_products = {  # the matrix products of one hand product, shapes as in it
