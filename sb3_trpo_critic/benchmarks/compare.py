@@ -5,7 +5,7 @@ when the sweep is run again; ``run`` may be left out)::
 
     python -m sb3_trpo_critic.benchmarks.compare [run] --algos trpo_critic ppo trpo \\
         --envs Pendulum-v1 HalfCheetah-v5 --seeds 5 [--timesteps N] [--workers K] \\
-        [--backend local|ray] [--address ADDRESS] [--hyperparams KEY:VALUE ...] --out results/
+        [--backend local|ray] [--address ADDRESS] [--hyperparams KEY:VALUE ...] [--defaults] --out results/
 
 Each run trains with that algo's rl-zoo3 hyperparameters (``trpo_critic`` from this package's
 ``trpo_critic.yml``, the others from rl-zoo3's files; a ``-v5`` MuJoCo env without a zoo entry uses
@@ -15,7 +15,10 @@ evaluates periodically on a separate env (deterministic, VecNormalize statistics
 records env steps, wall-clock, fps, the share of time spent in ``train()``, and the evaluation
 returns. ``--hyperparams`` replaces keys of every run's zoo entry, written as in the hyperparameter
 file (``n_envs:8 policy_kwargs:"dict(log_std_init=-1)"``), as rl-zoo3's ``--hyperparams`` does; such
-runs get a suffix in their name, so they never mix with runs of the unchanged entries. SIGTERM or
+runs get a suffix in their name, so they never mix with runs of the unchanged entries. ``--defaults``
+trains each algorithm with its constructor defaults instead (``MlpPolicy``, one env, no
+``VecNormalize``: the README's first line), recorded in each result as the rule
+``constructor-defaults``. SIGTERM or
 Ctrl-C stops the sweep and its runs in progress; finished results are kept (exit status 128 + the
 signal number).
 
@@ -102,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY:VALUE",
         help='replace keys of every run\'s zoo entry, e.g. n_envs:8 policy_kwargs:"dict(log_std_init=-1)"',
     )
+    run.add_argument(
+        "--defaults",
+        action="store_true",
+        help="constructor defaults instead of zoo entries (MlpPolicy, one env, no VecNormalize); --hyperparams then set "
+        "constructor arguments",
+    )
     run.add_argument("--out", type=Path, required=True)
 
     report = commands.add_parser("report", help="write the Markdown report of a sweep", description="Write the report")
@@ -116,7 +125,17 @@ def build_specs(args: argparse.Namespace) -> list[RunSpec]:
     :return: The runs: every env x algo x seed
     """
     return [
-        RunSpec(algo, env_id, seed, args.timesteps, args.eval_points, args.eval_episodes, args.threads, args.hyperparams)
+        RunSpec(
+            algo,
+            env_id,
+            seed,
+            args.timesteps,
+            args.eval_points,
+            args.eval_episodes,
+            args.threads,
+            args.hyperparams,
+            args.defaults,
+        )
         for env_id in args.envs
         for algo in args.algos
         for seed in range(args.seed_offset, args.seed_offset + args.seeds)

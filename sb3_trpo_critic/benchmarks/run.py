@@ -50,6 +50,10 @@ class RunSpec:
     :param eval_episodes: Episodes per evaluation
     :param threads: Torch threads of the run
     :param hyperparams: (key, value) pairs that replace keys of the zoo entry (see :func:`parse_hyperparams`)
+    :param defaults: Train with the algorithm's constructor defaults instead of a zoo entry
+        (:func:`~sb3_trpo_critic.zoo.hyperparameters.constructor_defaults`: ``MlpPolicy``, one env, no
+        ``VecNormalize``; ``hyperparams`` then set constructor arguments); the result records the
+        rule ``constructor-defaults`` and an empty ``zoo_entry``
     """
 
     algo: str
@@ -60,11 +64,17 @@ class RunSpec:
     eval_episodes: int = 10
     threads: int = 1
     hyperparams: tuple[tuple[str, Any], ...] = ()
+    defaults: bool = False
 
     @property
     def name(self) -> str:
-        """``{algo}__{env_id}__seed{seed}``, plus ``__hp`` and a digest of ``hyperparams`` if there are any."""
+        """
+        ``{algo}__{env_id}__seed{seed}``, plus ``__defaults`` for a run of the constructor defaults,
+        and ``__hp`` and a digest of ``hyperparams`` if there are any.
+        """
         name = f"{self.algo}__{self.env_id}__seed{self.seed}"
+        if self.defaults:
+            name += "__defaults"
         if self.hyperparams:
             digest = hashlib.sha1(repr(sorted(self.hyperparams)).encode()).hexdigest()[:8]
             name += f"__hp{digest}"
@@ -400,7 +410,7 @@ RunFunction = Callable[[RunSpec], RunResult]
 
 def run_one(spec: RunSpec) -> RunResult:
     """
-    Train and evaluate one (algo, env, seed) with the zoo entry; nothing is written here.
+    Train and evaluate one (algo, env, seed) with the zoo entry (or the constructor defaults); nothing is written here.
 
     The training and evaluation environments are built by
     :func:`sb3_trpo_critic.zoo.envs.make_zoo_vec_env` (as rl-zoo3 builds them for the entry:
@@ -419,10 +429,12 @@ def run_one(spec: RunSpec) -> RunResult:
 
     from sb3_trpo_critic.zoo import load_zoo_hyperparameters, register
     from sb3_trpo_critic.zoo.envs import make_zoo_vec_env
+    from sb3_trpo_critic.zoo.hyperparameters import constructor_defaults
 
     th.set_num_threads(spec.threads)
     register()
-    zoo = load_zoo_hyperparameters(spec.algo, spec.env_id, dict(spec.hyperparams))
+    load = constructor_defaults if spec.defaults else load_zoo_hyperparameters
+    zoo = load(spec.algo, spec.env_id, dict(spec.hyperparams))
     timesteps = spec.timesteps or zoo.n_timesteps
     env = make_zoo_vec_env(zoo, spec.seed)
     eval_env = make_zoo_vec_env(zoo, spec.seed + 10_000, eval_env=True)

@@ -160,6 +160,7 @@ ENTRY_RULES = {
     "mujoco-v4": "a -v5 MuJoCo environment without an entry uses the -v4 entry of the same environment",
     "atari": "an Atari environment without an entry uses the 'atari' entry",
     "default": "an environment without an entry uses the 'default' entry",
+    "constructor-defaults": "no entry: the algorithm's constructor defaults (MlpPolicy, one env, no VecNormalize)",
 }
 
 
@@ -306,7 +307,47 @@ def load_zoo_hyperparameters(algo: str, env_id: str, overrides: Mapping[str, Any
     raw.update(copy.deepcopy(dict(overrides or {})))
     if "policy" not in raw or "n_timesteps" not in raw:
         raise ZooError(f"entry {entry!r} of {source} needs 'policy' and 'n_timesteps'")
+    return _preprocess_entry(algo, env_id, raw, EntryChoice(entry, rule, note), source, overrides)
 
+
+#: Training budget of :func:`constructor_defaults` when the overrides give none (rl-zoo3's default budget).
+DEFAULT_N_TIMESTEPS = 1_000_000
+
+
+def constructor_defaults(algo: str, env_id: str, overrides: Mapping[str, Any] | None = None) -> ZooHyperparameters:
+    """
+    The algorithm with its constructor defaults, as a new user would run it, in the form of an entry:
+    ``MlpPolicy``, one environment, no ``VecNormalize``, no constructor argument (no zoo file is read).
+
+    ``entry`` is empty and ``rule`` is ``constructor-defaults``. The result is what
+    ``ALGOS[algo]("MlpPolicy", env)`` builds on ``gym.make(env_id)``, seeded; ``overrides`` (keys
+    written as in a zoo file, e.g. ``{"target_kl": 0.02}``) change it, for experiments on the defaults.
+
+    :param algo: rl-zoo3's name of the algorithm
+    :param env_id: A Gymnasium environment id (it must be registered)
+    :param overrides: Keys to set, as in a zoo entry
+    :return: The preprocessed hyperparameters
+    :raises ZooError: for an unknown algorithm or environment
+    """
+    register()
+    if algo not in ALGOS:
+        raise ZooError(f"unknown algorithm {algo!r}; rl-zoo3 knows {', '.join(sorted(ALGOS))}")
+    check_registered(env_id)
+    raw: dict[str, Any] = {"policy": "MlpPolicy", "n_timesteps": DEFAULT_N_TIMESTEPS, **copy.deepcopy(dict(overrides or {}))}
+    choice = EntryChoice("", "constructor-defaults", "no zoo entry: the constructor's defaults")
+    return _preprocess_entry(algo, env_id, raw, choice, hyperparameter_file(algo), overrides)
+
+
+def _preprocess_entry(
+    algo: str,
+    env_id: str,
+    raw: dict[str, Any],
+    choice: EntryChoice,
+    source: Path,
+    overrides: Mapping[str, Any] | None,
+) -> ZooHyperparameters:
+    """Preprocess an entry (``raw``, overrides applied) with rl-zoo3's own code; see :func:`load_zoo_hyperparameters`."""
+    entry, rule, note = choice
     manager = ExperimentManager(
         argparse.Namespace(),
         algo,
