@@ -107,7 +107,7 @@ class RecurrentTRPOCritic(TRPOCritic):
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
     :param normalize_advantage: Whether to normalize the advantages (over the real steps)
     :param target_kl: Trust region radius :math:`\\delta > 0` on the mean full KL (summed over action dimensions),
-        or a schedule of the progress remaining
+        or a schedule of the progress remaining; ``None`` (the default): 0.01 per action dimension, as in TRPOCritic
     :param sub_sampling_factor: Use every ``sub_sampling_factor``-th sequence for the Fisher-vector products
     :param cg_residual_tol: Conjugate gradient stops when the squared norm of its residual falls below this
     :param line_search_accept_ratio: Minimal ratio of actual to linearly predicted improvement, in [0, 1)

@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from sb3_trpo_critic.guards import NonFiniteRolloutCheck, check_save_file
 from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, split_actor_critic_parameters
+from sb3_trpo_critic.translate import kl_dimensions
 from sb3_trpo_critic.trust_region import (
     LineSearchResult,
     backtracking_line_search,
@@ -53,6 +54,11 @@ SelfTRPOCritic = TypeVar("SelfTRPOCritic", bound="TRPOCritic")
 #: A whole rollout, as the rollout buffer's ``get(batch_size=None)`` returns it (recurrent rollouts:
 #: padded sequences with their LSTM states and a mask, see :class:`~sb3_trpo_critic.RecurrentTRPOCritic`).
 Rollout = RolloutBufferSamples | DictRolloutBufferSamples | RecurrentRolloutBufferSamples | RecurrentDictRolloutBufferSamples
+
+#: The default trust region radius (``target_kl=None``) per dimension of the action distribution: 0.01
+#: times :func:`~sb3_trpo_critic.translate.kl_dimensions`, the radius of ``sb3_contrib.TRPO``'s default
+#: ``target_kl=0.01`` (which bounds the KL averaged over the dimensions) in full-KL units.
+TARGET_KL_PER_DIMENSION = 0.01
 
 #: Action spaces with an exact Fisher metric (see :mod:`sb3_trpo_critic.trust_region`).
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -161,7 +167,12 @@ class TRPOCritic(OnPolicyAlgorithm):
         dimensions. See above for how a value tuned for ``sb3_contrib.TRPO`` translates. It can also
         be a function of the current progress remaining (from 1 to 0), like ``learning_rate``, for a
         radius that changes during training (e.g. shrinks linearly: ``lin_0.03`` in a zoo file); a
-        value below 0 counts as 0, where no step is taken. The default, a constant, is the paper's.
+        value below 0 counts as 0, where no step is taken. ``None`` (the default): 0.01 per action
+        dimension, :data:`TARGET_KL_PER_DIMENSION` times :func:`~sb3_trpo_critic.translate.kl_dimensions`
+        of the action space: ``0.01 * d`` for a ``d``-dimensional Box or MultiBinary action, 0.01
+        for Discrete and MultiDiscrete; the trust region of ``sb3_contrib.TRPO``'s default. The radius
+        follows the model's action space (also after ``load``); ``train/target_kl`` logs it. A number
+        or a schedule given here is used as it is, never rescaled.
     :param sub_sampling_factor: Use every ``sub_sampling_factor``-th sample of the rollout for the
         Fisher-vector products only (the gradient and the line search use the whole rollout);
         see p40-42 of John Schulman's thesis http://joschu.net/docs/thesis.pdf
@@ -212,7 +223,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         rollout_buffer_class: type[RolloutBuffer] | None = None,
         rollout_buffer_kwargs: dict[str, Any] | None = None,
         normalize_advantage: bool = True,
-        target_kl: float | Schedule = 0.01,
+        target_kl: float | Schedule | None = None,
         sub_sampling_factor: int = 1,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -522,7 +533,12 @@ class TRPOCritic(OnPolicyAlgorithm):
         record("train/n_updates", self._n_updates, exclude="tensorboard")
 
     def _current_target_kl(self) -> float:
-        """:math:`\\delta` of this update: ``target_kl``, or its schedule at the progress remaining (at least 0)."""
+        """
+        :math:`\\delta` of this update: ``target_kl``, or its schedule at the progress remaining (at least 0);
+        for ``target_kl=None``, :data:`TARGET_KL_PER_DIMENSION` per dimension of the action space.
+        """
+        if self.target_kl is None:
+            return TARGET_KL_PER_DIMENSION * kl_dimensions(self.action_space)
         if callable(self.target_kl):
             return max(float(self.target_kl(self._current_progress_remaining)), 0.0)
         return self.target_kl
@@ -695,8 +711,9 @@ def _validate_hyperparameters(**values: Any) -> None:
         "line_search_accept_ratio": (lambda x: finite(x) and 0 <= x < 1, "in [0, 1)"),
         "n_critic_updates": (lambda x: integer(x) and x >= 0, "an integer >= 0"),
         "target_kl": (
-            lambda x: finite(at_start(x)) and at_start(x) > 0,
-            "a finite number > 0, or a schedule whose value at the start (progress remaining 1) is one",
+            lambda x: x is None or (finite(at_start(x)) and at_start(x) > 0),
+            "None (0.01 per action dimension), a finite number > 0, or a schedule whose value at the start "
+            "(progress remaining 1) is one",
         ),
         "sub_sampling_factor": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
         "critic_max_grad_norm": (lambda x: x is None or (finite(x) and x > 0), "None or a finite number > 0"),
