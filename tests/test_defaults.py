@@ -1,0 +1,109 @@
+"""The constructor defaults that follow the action space: ``target_kl=None``, 0.01 per action dimension."""
+
+import csv
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from sb3_trpo_critic import RecurrentTRPOCritic, TRPOCritic
+from sb3_trpo_critic.trpo_critic import TARGET_KL_PER_DIMENSION, HyperparameterError
+
+
+class ActionSpaceEnv(gym.Env):
+    """Observations in Box(3); any action space; reward 1 per step, episodes of 20 steps."""
+
+    def __init__(self, action_space: spaces.Space):
+        self.observation_space = spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
+        self.action_space = action_space
+        self._t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self._t += 1
+        return self.observation_space.sample(), 1.0, False, self._t >= 20, {}
+
+
+#: (action space, the default radius: 0.01 times the number of dimensions sb3_contrib.TRPO averages its KL over)
+RADII = [
+    (spaces.Box(-1.0, 1.0, (6,), dtype=np.float32), 0.06),
+    (spaces.Box(-1.0, 1.0, (1,), dtype=np.float32), 0.01),
+    (spaces.Box(-1.0, 1.0, (2, 3), dtype=np.float32), 0.06),
+    (spaces.Discrete(4), 0.01),
+    (spaces.MultiDiscrete([3, 4, 2]), 0.01),
+    (spaces.MultiBinary(5), 0.05),
+]
+
+
+def _logged_target_kl(model: TRPOCritic, folder) -> list[float]:
+    model.set_logger(configure(str(folder), ["csv"]))
+    model.learn(3 * model.n_steps)  # SB3 dumps an update's values at the next rollout: 2 of the 3 are logged
+    with open(folder / "progress.csv") as file:
+        return [float(row["train/target_kl"]) for row in csv.DictReader(file) if row["train/target_kl"]]
+
+
+@pytest.mark.parametrize(("action_space", "radius"), RADII, ids=lambda x: str(x))
+def test_default_radius_per_action_dimension(action_space, radius, tmp_path):
+    model = TRPOCritic("MlpPolicy", ActionSpaceEnv(action_space), n_steps=64, batch_size=32, n_critic_updates=1, seed=0)
+    assert model.target_kl is None
+    assert model._current_target_kl() == pytest.approx(radius)
+    assert _logged_target_kl(model, tmp_path / "log") == pytest.approx([radius, radius])
+
+    # Saved as None, so the loaded model's radius follows its own action space.
+    model.save(tmp_path / "model")
+    loaded = TRPOCritic.load(tmp_path / "model", env=ActionSpaceEnv(action_space))
+    assert loaded.target_kl is None
+    assert loaded._current_target_kl() == pytest.approx(radius)
+    assert _logged_target_kl(loaded, tmp_path / "log_loaded") == pytest.approx([radius, radius])
+
+
+def test_default_is_sb3_contrib_trust_region():
+    assert TARGET_KL_PER_DIMENSION == 0.01  # sb3_contrib.TRPO's default target_kl, per dimension
+    model = TRPOCritic("MlpPolicy", "Pendulum-v1")
+    assert model._current_target_kl() == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("target_kl", [0.01, 0.3])
+def test_explicit_target_kl_is_never_rescaled(target_kl, tmp_path):
+    env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (6,), dtype=np.float32))
+    model = TRPOCritic("MlpPolicy", env, n_steps=64, batch_size=32, n_critic_updates=1, target_kl=target_kl, seed=0)
+    assert model._current_target_kl() == target_kl
+    assert _logged_target_kl(model, tmp_path / "log") == pytest.approx([target_kl, target_kl])
+    model.save(tmp_path / "model")
+    assert TRPOCritic.load(tmp_path / "model")._current_target_kl() == target_kl
+
+
+def test_set_env_with_another_action_space_is_refused():
+    """SB3 refuses another action space in set_env, so the default radius cannot go stale."""
+    model = TRPOCritic("MlpPolicy", ActionSpaceEnv(spaces.Box(-1.0, 1.0, (6,), dtype=np.float32)), n_steps=64)
+    with pytest.raises(ValueError, match="Action spaces do not match"):
+        model.set_env(DummyVecEnv([lambda: ActionSpaceEnv(spaces.Box(-1.0, 1.0, (2,), dtype=np.float32))]))
+    assert model._current_target_kl() == pytest.approx(0.06)
+
+
+def test_recurrent_has_the_same_default():
+    env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (4,), dtype=np.float32))
+    model = RecurrentTRPOCritic("MlpLstmPolicy", env, n_steps=32, policy_kwargs=dict(lstm_hidden_size=8))
+    assert model.target_kl is None
+    assert model._current_target_kl() == pytest.approx(0.04)
+
+
+@pytest.mark.parametrize("target_kl", [0.0, -0.01, float("nan")])
+def test_invalid_target_kl_still_refused(target_kl):
+    with pytest.raises(HyperparameterError, match=r"target_kl must be None \(0.01 per action dimension\)"):
+        TRPOCritic("MlpPolicy", "Pendulum-v1", target_kl=target_kl)
+
+
+def test_zoo_default_entry_follows_the_constructor():
+    from sb3_trpo_critic.zoo import load_zoo_hyperparameters
+
+    zoo = load_zoo_hyperparameters("trpo_critic", "Pusher-v5")
+    assert zoo.entry == "default"
+    assert "target_kl" not in zoo.model_kwargs
