@@ -107,3 +107,28 @@ def test_zoo_default_entry_follows_the_constructor():
     zoo = load_zoo_hyperparameters("trpo_critic", "Pusher-v5")
     assert zoo.entry == "default"
     assert "target_kl" not in zoo.model_kwargs
+
+
+def test_runner_defaults_spec_builds_the_constructor_defaults():
+    from sb3_trpo_critic.benchmarks.compare import build_parser, build_specs
+    from sb3_trpo_critic.benchmarks.run import RunSpec, run_one
+    from sb3_trpo_critic.zoo.hyperparameters import constructor_defaults
+
+    zoo = constructor_defaults("trpo", "Pendulum-v1")
+    assert (zoo.entry, zoo.rule, zoo.policy, zoo.n_envs, zoo.normalize) == ("", "constructor-defaults", "MlpPolicy", 1, False)
+    assert zoo.model_kwargs == {}
+    assert constructor_defaults("trpo_critic", "Pendulum-v1", {"target_kl": 0.02}).model_kwargs == {"target_kl": 0.02}
+
+    args = build_parser().parse_args(
+        ["run", "--defaults", "--algos", "trpo_critic", "--envs", "CartPole-v1", "--seeds", "1", "--out", "unused"]
+    )
+    args.hyperparams, args.threads = tuple(args.hyperparams), 1
+    (spec,) = build_specs(args)
+    assert spec.defaults and spec.name == "trpo_critic__CartPole-v1__seed0__defaults"
+    assert RunSpec("trpo_critic", "CartPole-v1", 0).name == "trpo_critic__CartPole-v1__seed0"
+
+    result = run_one(RunSpec("trpo_critic", "CartPole-v1", 0, timesteps=256, eval_points=1, eval_episodes=1, defaults=True))
+    assert (result.zoo_entry, result.zoo_rule) == ("", "constructor-defaults")
+    assert result.hyperparameters == {"policy": "MlpPolicy", "n_envs": 1, "normalize": False}
+    assert result.environment is not None and result.environment.vec_env == ("DummyVecEnv",)
+    assert result.timesteps == 2048  # one rollout of the default n_steps
