@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-#: sb3_contrib.TRPO's defaults of the hyperparameters that translate (TRPOCritic has the same defaults).
+#: sb3_contrib.TRPO's defaults of the hyperparameters that translate (TRPOCritic's default target_kl=None is the same
+#: trust region, 0.01 per action dimension; its cg_damping default is the same number).
 SB3_CONTRIB_DEFAULTS: dict[str, float] = {"target_kl": 0.01, "cg_damping": 0.1}
 
 
