@@ -27,7 +27,9 @@ from sb3_trpo_critic.benchmarks.sweep import (
 )
 from sb3_trpo_critic.zoo import load_zoo_hyperparameters
 
-COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "comparison" / "runs"
+# Three version-1 result files of benchmarks/results/comparison/, copied: two written before --hyperparams
+# (no "hyperparams_overrides" key), one after; zoo rules "exact" and "mujoco-v4".
+COMMITTED = Path(__file__).resolve().parent / "data" / "version_1"
 V1_CARTPOLE = COMMITTED / "trpo_critic__CartPole-v1__seed0.json"
 V1_HOPPER = COMMITTED / "trpo__Hopper-v5__seed0.json"  # uses rl-zoo3's Hopper-v4 entry
 
@@ -41,9 +43,9 @@ def never_run(calls):
 
 
 def test_committed_version_1_files_are_version_1():
-    """The files the tests below rely on are the committed version-1 files (of both shapes)."""
+    """The files the tests below rely on are version-1 files (of both shapes)."""
     files = sorted(COMMITTED.glob("*.json"))
-    assert len(files) == 72
+    assert len(files) == 3
     versions = {json.loads(path.read_text())["version"] for path in files}
     assert versions == {1} and RESULT_VERSION != 1
     shapes = {"hyperparams_overrides" in json.loads(path.read_text()) for path in files}
@@ -80,7 +82,7 @@ def test_every_committed_file_is_read():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnreadableResultWarning)
         loaded = ResultStore(COMMITTED).load()
-    assert len(loaded.results) == 72 and loaded.unreadable == ()
+    assert len(loaded.results) == 3 and loaded.unreadable == ()
     assert {result.zoo_rule for result in loaded.results} == {"exact", "mujoco-v4"}
 
 
@@ -265,3 +267,15 @@ def test_a_result_is_not_written_over_the_file_another_sweep_finished_meanwhile(
     summary = run_sweep([spec], tmp_path, executor=both_sweeps_run_it)
     assert summary == SweepSummary(total=1, skipped=1, ran=0, failed=0)
     assert result_path(tmp_path, spec).read_bytes() == V1_CARTPOLE.read_bytes()
+
+
+def test_report_names_a_relative_results_folder_as_given(tmp_path, monkeypatch):
+    """A reader (and tests/test_results_held.py) finds the files from where the command ran."""
+    folder = tmp_path / "benchmarks" / "results" / "study"
+    folder.mkdir(parents=True)
+    shutil.copy(V1_CARTPOLE, folder / V1_CARTPOLE.name)
+    monkeypatch.chdir(tmp_path)
+    relative = write_report(Path("benchmarks/results/study"), tmp_path / "relative").read_text()
+    assert relative.splitlines()[2].startswith("1 runs from `benchmarks/results/study/`.")
+    absolute = write_report(folder, tmp_path / "absolute").read_text()
+    assert absolute.splitlines()[2].startswith("1 runs from `study/`.")  # no machine's path in a report

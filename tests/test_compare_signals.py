@@ -18,7 +18,7 @@ from sb3_trpo_critic.benchmarks.run import RunSpec
 from sb3_trpo_critic.benchmarks.sweep import RunFailure, SweepSummary, local_executor, read_result, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
-V1_RESULT = ROOT / "docs" / "benchmarks" / "comparison" / "runs" / "trpo_critic__CartPole-v1__seed0.json"
+V1_RESULT = ROOT / "tests" / "data" / "version_1" / "trpo_critic__CartPole-v1__seed0.json"
 MARKERS = "SB3_TRPO_CRITIC_TEST_MARKERS"
 
 

@@ -8,7 +8,7 @@ diagonal (Jacobi), and with the exact block of each parameter tensor (the invers
 weight matrix and each bias: the best any per-layer block-diagonal preconditioner, K-FAC included, can do), and
 prints the products needed and the error of x after 12 and 25 products (relative 2-norm, and in the F-norm).
 
-    python docs/benchmarks/experiments/block_cg.py --updates 1 10 50 150
+    python benchmarks/experiments/block_cg.py --updates 1 10 50 150
 
 About 13 s per captured update to build F, plus the training (150 updates: about 3 minutes on one thread).
 """

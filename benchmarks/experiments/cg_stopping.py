@@ -7,7 +7,7 @@ beta_k x_k (beta_k = sqrt(2 delta / x_k^T A x_k)) with the step of a 60-product 
 trust region measures: ||beta_k x_k - beta* x*||_A / ||beta* x*||_A. It also prints the products the default
 tolerance takes and the relative squared residual ||r_k||^2 / ||g||^2 at each k.
 
-    python docs/benchmarks/experiments/cg_stopping.py --rollouts 10
+    python benchmarks/experiments/cg_stopping.py --rollouts 10
 """
 
 import argparse

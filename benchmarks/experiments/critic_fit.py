@@ -5,8 +5,8 @@ the critic from the same state with each variant (epochs x minibatch size) and r
 (in-sample), on a second rollout of the same policy (held-out), and the time of the fit. The held-out loss is
 what the next advantages see.
 
-    python docs/benchmarks/experiments/critic_fit.py
-    python docs/benchmarks/experiments/critic_fit.py --env Hopper-v5
+    python benchmarks/experiments/critic_fit.py
+    python benchmarks/experiments/critic_fit.py --env Hopper-v5
 """
 
 import argparse

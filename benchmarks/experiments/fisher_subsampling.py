@@ -5,7 +5,7 @@ log_std_init -1, cg_max_steps 25, cg_damping 0.1, target_kl 0.24, 5 critic epoch
 times, on the rollout in the buffer and from the same parameters, the policy step (gradient, CG, step size, line
 search) at sub_sampling_factor 1, 2 and 4, interleaved, and the critic's epochs; one torch thread; medians.
 
-    python docs/benchmarks/experiments/fisher_subsampling.py [--repetitions 5]
+    python benchmarks/experiments/fisher_subsampling.py [--repetitions 5]
 """
 
 import argparse

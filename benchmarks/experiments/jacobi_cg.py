@@ -5,7 +5,7 @@ it builds the exact diagonal of F + lambda I (per-sample Jacobians of the Gaussi
 parameters, by torch.func; the log_std block is exactly 2) and runs preconditioned CG against TRPOCritic's CG on
 the same damped Fisher-vector product, printing iterations to the residual tolerance and the A-norm error.
 
-    python docs/benchmarks/experiments/jacobi_cg.py
+    python benchmarks/experiments/jacobi_cg.py
 """
 
 import time

@@ -10,7 +10,7 @@ preconditioned CG against TRPOCritic's CG on the same damped Fisher-vector produ
 iterations to the residual tolerance (1e-10, capped at 100), the relative error after 10 iterations against a
 solution to 1e-16, and the time to build the preconditioner in Fisher-vector products.
 
-    python docs/benchmarks/experiments/kfac_cg.py [--updates 16] [--every 5]
+    python benchmarks/experiments/kfac_cg.py [--updates 16] [--every 5]
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ passes through autograd) against the same product written out by hand for an MLP
 products per hidden layer), and against the sum of those matrix products alone (the floor of any exact product
 over all states). Both products agree to float32 rounding (printed).
 
-    python docs/benchmarks/experiments/mlp_fvp.py micro
-    python docs/benchmarks/experiments/mlp_fvp.py update-cost --env HalfCheetah-v5 --repetitions 15 --threads 1
+    python benchmarks/experiments/mlp_fvp.py micro
+    python benchmarks/experiments/mlp_fvp.py update-cost --env HalfCheetah-v5 --repetitions 15 --threads 1
 
 ``micro``: per-product times on 2048 states (the update-cost rollout: 2 x 1024 steps, 17 -> 64 -> 64 -> 6, tanh).
 ``update-cost``: the update-cost benchmark (its arguments), with the hand product patched into TRPOCritic only

@@ -6,7 +6,7 @@ call runs each padded batch (same outputs: ``tests/test_recurrent.py -k fold``).
 rollout (PendulumNoVel-v1 with the shipped zoo entry's settings) with the fold and without it (the step-by-step
 loop, as before), interleaved, one torch thread, and prints the medians and their ratio.
 
-    python docs/benchmarks/experiments/recurrent_fold.py [--repetitions 4]
+    python benchmarks/experiments/recurrent_fold.py [--repetitions 4]
 """
 
 import argparse

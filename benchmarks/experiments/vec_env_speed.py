@@ -5,8 +5,8 @@ For an env and a number of envs it times, in alternation, ``--rounds`` times: ra
 DummyVecEnv + VecNormalize, the same through SubprocVecEnv + VecNormalize, and TRPOCritic's collect_rollouts
 (SB3's loop with the 64x64 MlpPolicy, on DummyVecEnv) of 2048 samples, and prints env-steps per second.
 
-    python docs/benchmarks/experiments/vec_env_speed.py --env Walker2d-v5 --n-envs 8
-    python docs/benchmarks/experiments/vec_env_speed.py --env Walker2d-v5 --n-envs 8 --profile
+    python benchmarks/experiments/vec_env_speed.py --env Walker2d-v5 --n-envs 8
+    python benchmarks/experiments/vec_env_speed.py --env Walker2d-v5 --n-envs 8 --profile
 
 ``--profile``: instead, where the VecEnv stack's time goes (cProfile of 4096 random-action env steps, by own time).
 """

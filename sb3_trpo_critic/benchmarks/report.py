@@ -113,6 +113,10 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
     Files of the folder that are not finished results are named in a warning and listed in the
     report under "Result files not read".
 
+    The report's first line names the results folder as given when it is a relative path (e.g.
+    ``benchmarks/results/comparison_1m/``, from where the command ran), so that a reader can find the
+    files; an absolute path is named by its last part only.
+
     :param results_folder: The sweep's results folder
     :param out: The report's folder; default: ``results_folder/report``
     :return: The Markdown file
@@ -128,11 +132,12 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
     for result in results:
         by_env.setdefault(result.env_id, {}).setdefault(result.algo, []).append(result)
     algos = sorted({result.algo for result in results})
+    shown = results_folder.name if results_folder.is_absolute() else results_folder.as_posix()
 
     lines = [
         f"# {' vs '.join(algos)}",
         "",
-        f"{len(results)} runs from `{results_folder.name}/`. Final return: deterministic evaluation "
+        f"{len(results)} runs from `{shown}/`. Final return: deterministic evaluation "
         "(VecNormalize statistics synced) at the end of training, over the episodes given per env; "
         "mean ± std over seeds, and the interquartile mean "
         "(IQM) with its 95% stratified-bootstrap confidence interval (rliable). fps: env steps per second of "
@@ -143,7 +148,7 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
         lines += [
             "## Result files not read",
             "",
-            f"{len(loaded.unreadable)} `.json` files of `{results_folder.name}/` are not finished results and are "
+            f"{len(loaded.unreadable)} `.json` files of `{shown}/` are not finished results and are "
             "left out of everything below:",
             "",
             *[f"- `{item.path.name}`: {item.reason}" for item in loaded.unreadable],
