@@ -26,6 +26,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "hyperparameters",
+    "logged_values",
     "pysource",
 ]
 

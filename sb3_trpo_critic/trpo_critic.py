@@ -36,9 +36,11 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_trpo_critic.guards import NonFiniteRolloutCheck, check_save_file
+from sb3_trpo_critic.logged import LOGGED_VALUES, UpdateRecord
 from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, split_actor_critic_parameters
 from sb3_trpo_critic.translate import kl_dimensions
 from sb3_trpo_critic.trust_region import (
+    CGResult,
     LineSearchResult,
     backtracking_line_search,
     conjugate_gradient,
@@ -116,18 +118,22 @@ class TRPOCritic(OnPolicyAlgorithm):
 
     Paper: https://arxiv.org/abs/1502.05477 (TRPO), https://arxiv.org/abs/1506.02438 (GAE)
 
-    Each update, on the whole rollout:
+    Each update, on the whole rollout (the steps are numbered as in ``train()`` and the docs' method page):
 
     1. surrogate :math:`L(\\theta) = \\hat{\\mathbb{E}}[\\frac{\\pi_\\theta(a|s)}{\\pi_{old}(a|s)} \\hat A]`
        and its gradient :math:`g` with respect to the actor's parameters;
-    2. :math:`x \\approx (F + \\lambda I)^{-1} g` by conjugate gradient, with exact Fisher-vector
-       products of the policy distribution;
-    3. the full step :math:`\\beta x`, :math:`\\beta = \\sqrt{2\\delta / x^\\top (F + \\lambda I) x}`;
-    4. a backtracking line search that accepts the first :math:`\\theta_{old} + \\alpha^j \\beta x`
+    2. the exact, damped Fisher-vector product :math:`v \\mapsto (F + \\lambda I) v` of the policy
+       distribution (:meth:`_fisher_vector_product`);
+    3. :math:`x \\approx (F + \\lambda I)^{-1} g` by conjugate gradient (:meth:`_solve`);
+    4. the full step :math:`\\beta x`, :math:`\\beta = \\sqrt{2\\delta / x^\\top (F + \\lambda I) x}`;
+    5. a backtracking line search that accepts the first :math:`\\theta_{old} + \\alpha^j \\beta x`
        that improves :math:`L` with :math:`\\hat{\\mathbb{E}}_s[KL(\\pi_{old} \\| \\pi_\\theta)] \\leq \\delta`,
-       or restores :math:`\\theta_{old}` exactly;
-    5. ``n_critic_updates`` epochs of minibatch regression of :math:`V(s)` on the returns, with the
-       critic's own optimizer, which never touches the actor's parameters.
+       or restores :math:`\\theta_{old}` exactly (:meth:`_line_search`);
+    6. ``n_critic_updates`` epochs of minibatch regression of :math:`V(s)` on the returns, with the
+       critic's own optimizer, which never touches the actor's parameters (:meth:`_fit_critic`).
+
+    A subclass replaces a piece of the math by overriding its method: :meth:`_fisher_vector_product`,
+    :meth:`_solve`, :meth:`_line_search` or :meth:`_fit_critic` (each says what an override must return).
 
     The KL bounded by ``target_kl`` is the KL of the whole action distribution, summed over
     action dimensions, as in the paper. ``sb3_contrib.TRPO`` bounds the KL *averaged* over the
@@ -203,6 +209,12 @@ class TRPOCritic(OnPolicyAlgorithm):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+
+    #: What the last update's policy step did (``None`` before the first update, and after ``load``:
+    #: it is not saved). Its fields are the numbers behind the ``train/`` values (see :mod:`sb3_trpo_critic.logged`).
+    last_policy_step: PolicyStepResult | None = None
+    #: What the last update's critic regression did (``None`` before the first update, and after ``load``).
+    last_critic_fit: CriticFitResult | None = None
 
     def __init__(
         self,
@@ -337,7 +349,8 @@ class TRPOCritic(OnPolicyAlgorithm):
         super()._maybe_recommend_cpu(mlp_class_name)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_actor_params", "_critic_params"]
+        # the last update's results describe this session's training, not the model: a loaded model starts at None
+        return [*super()._excluded_save_params(), "_actor_params", "_critic_params", "last_policy_step", "last_critic_fit"]
 
     def train(self) -> None:
         """Update the actor by one trust-region step and the critic by regression, on the whole rollout."""
@@ -346,7 +359,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         rollout = next(self.rollout_buffer.get(batch_size=None))
 
         step_start = time.perf_counter()
-        step = self._policy_step(rollout)  # steps 1-5: gradient, CG, step size, line search
+        step = self._policy_step(rollout)  # steps 1-5: gradient, Fisher-vector product, CG, step size, line search
         policy_step_seconds = time.perf_counter() - step_start
         if step.outcome != "accepted":
             self._record_rejection(step.outcome)
@@ -356,6 +369,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         critic_seconds = time.perf_counter() - critic_start
 
         self._n_updates += 1
+        self.last_policy_step, self.last_critic_fit = step, fit
         self._log_update(step, fit, policy_step_seconds, critic_seconds)
 
     def _policy_step(self, rollout: Rollout) -> PolicyStepResult:
@@ -392,10 +406,10 @@ class TRPOCritic(OnPolicyAlgorithm):
 
         # 2. Fisher-vector product v -> (F + lambda I) v at theta_old, on every k-th state.
         fvp_distribution, fvp_mask = (distribution, mask) if fvp_reuses_graph else self._fisher_distribution(rollout)
-        fisher_vector_product = make_fisher_vector_product(fvp_distribution, actor_params, self.cg_damping, fvp_mask)
+        fisher_vector_product = self._fisher_vector_product(fvp_distribution, fvp_mask)
 
         # 3. Conjugate gradient: x ~ (F + lambda I)^-1 g.
-        cg = conjugate_gradient(fisher_vector_product, policy_gradient, self.cg_max_steps, self.cg_residual_tol)
+        cg = self._solve(fisher_vector_product, policy_gradient)
         result = functools.partial(result, cg_iterations=cg.iterations, cg_residual=cg.residual_squared_norm)
         if not cg.converged_normally or not bool(th.isfinite(cg.x).all()):
             return result("cg_breakdown")
@@ -427,6 +441,40 @@ class TRPOCritic(OnPolicyAlgorithm):
             step_norm=search.fraction * float(th.linalg.vector_norm(full_step)),
         )
 
+    def _fisher_vector_product(self, distribution: Distribution, mask: th.Tensor | None) -> Callable[[th.Tensor], th.Tensor]:
+        """
+        Step 2: the damped Fisher-vector product :math:`v \\mapsto (F + \\lambda I) v` at :math:`\\theta_{old}`,
+        :func:`~sb3_trpo_critic.trust_region.make_fisher_vector_product` with this model's ``cg_damping``.
+        A subclass with another product (or another curvature matrix) overrides this method.
+
+        :param distribution: the action distribution on the product's states (every ``sub_sampling_factor``-th),
+            computed from the actor's parameters with its autograd graph (it is differentiated, not updated)
+        :param mask: which of those states count (``None``: all; recurrent rollouts mask their padding)
+        :return: a function of a flat vector the size of the actor's parameters
+            (:func:`~sb3_trpo_critic.trust_region.flat_concat` order) to a vector of the same size. An override
+            must return a symmetric positive-definite linear map (conjugate gradient assumes it), must not
+            change the actor's parameters, and may be called up to ``cg_max_steps`` times (by the default
+            :meth:`_solve`), before the line search.
+        """
+        return make_fisher_vector_product(distribution, self._actor_params, self.cg_damping, mask)
+
+    def _solve(self, fisher_vector_product: Callable[[th.Tensor], th.Tensor], gradient: th.Tensor) -> CGResult:
+        """
+        Step 3: :math:`x \\approx (F + \\lambda I)^{-1} g`, :func:`~sb3_trpo_critic.trust_region.conjugate_gradient`
+        with this model's ``cg_max_steps`` and ``cg_residual_tol``. A subclass with another solver (a
+        preconditioner, another stopping rule) overrides this method.
+
+        :param fisher_vector_product: :math:`v \\mapsto (F + \\lambda I) v`, from :meth:`_fisher_vector_product`
+        :param gradient: :math:`g`, the surrogate's gradient (flat, finite)
+        :return: a :class:`~sb3_trpo_critic.trust_region.CGResult`. An override must return the direction ``x``
+            (flat, like ``gradient``), ``x_a_x`` :math:`= x^\\top (F + \\lambda I) x` (the step size
+            :math:`\\beta` is computed from it: a wrong value scales the full step, which the line search
+            then checks against the real KL), and ``converged_normally=False`` where the solve broke down;
+            a breakdown or a non-finite ``x`` rejects the step (``cg_breakdown``). ``iterations`` and
+            ``residual_squared_norm`` are logged (``train/cg_iterations``, ``train/cg_residual``).
+        """
+        return conjugate_gradient(fisher_vector_product, gradient, self.cg_max_steps, self.cg_residual_tol)
+
     def _line_search(
         self,
         full_step: th.Tensor,
@@ -437,7 +485,9 @@ class TRPOCritic(OnPolicyAlgorithm):
         """
         Step 5: :func:`~sb3_trpo_critic.trust_region.backtracking_line_search` along ``full_step`` with this
         model's hyperparameters. A subclass with another line search overrides this method; it must leave
-        the actor at an accepted candidate or exactly at :math:`\\theta_{old}`.
+        the actor at an accepted candidate or exactly at :math:`\\theta_{old}` (also when ``evaluate`` raises),
+        and return where it left it (``accepted``, ``steps``, ``fraction`` of ``full_step``, and the accepted
+        candidate's ``improvement`` and ``kl``, which are logged).
         """
         return backtracking_line_search(
             self._actor_params,
@@ -452,9 +502,11 @@ class TRPOCritic(OnPolicyAlgorithm):
 
     def _fit_critic(self, rollout: Rollout) -> CriticFitResult:
         """
-        ``n_critic_updates`` epochs of minibatch MSE regression of :math:`V(s)` on the returns, with the
+        Step 6: ``n_critic_updates`` epochs of minibatch MSE regression of :math:`V(s)` on the returns, with the
         critic's own optimizer. The actor's parameters are frozen meanwhile: a parameter shared by both
         (``share_features_extractor=True``) gets no gradient from the critic and keeps its value.
+        A subclass with another regression overrides this method; it must not change the actor's
+        parameters, and returns the losses before and after and the optimizer steps taken (logged).
         """
         with th.no_grad():
             loss_before = float(self._value_loss(rollout))
@@ -507,30 +559,23 @@ class TRPOCritic(OnPolicyAlgorithm):
     def _log_update(
         self, step: PolicyStepResult, fit: CriticFitResult, policy_step_seconds: float, critic_seconds: float
     ) -> None:
-        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
-        record = self.logger.record
-        record("train/policy_objective", step.surrogate + step.improvement)
-        record("train/kl_divergence", step.kl)
-        record("train/target_kl", step.target_kl)
-        record("train/surrogate_improvement", step.improvement)
-        record("train/expected_improvement", step.expected_improvement)
-        record("train/is_line_search_success", float(step.outcome == "accepted"))
-        record("train/line_search_steps", step.line_search_steps)
-        record("train/step_outcome", step.outcome, exclude="tensorboard")
-        record("train/n_rejected_steps", sum(self.rejected_steps.values()))
-        record("train/cg_iterations", step.cg_iterations)
-        record("train/cg_residual", step.cg_residual)
-        record("train/step_norm", step.step_norm)
-        record("train/entropy", step.entropy)
-        if step.std is not None:
-            record("train/std", step.std)
-        record("train/value_loss_before", fit.loss_before)
-        record("train/value_loss", fit.loss_after)
-        record("train/critic_updates", fit.updates)
-        record("train/explained_variance", explained_var)
-        record("train/policy_step_time", policy_step_seconds)
-        record("train/critic_time", critic_seconds)
-        record("train/n_updates", self._n_updates, exclude="tensorboard")
+        """Record this update's ``train/`` values: one per row of :data:`~sb3_trpo_critic.logged.LOGGED_VALUES`."""
+        update = UpdateRecord(
+            step=step,
+            fit=fit,
+            n_rejected_steps=sum(self.rejected_steps.values()),
+            explained_variance=explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()),
+            policy_step_time=policy_step_seconds,
+            critic_time=critic_seconds,
+            n_updates=self._n_updates,
+        )
+        for row in LOGGED_VALUES:
+            if row.source is None:  # logged by SB3 (train/learning_rate)
+                continue
+            value = row.value(update)
+            if value is None and not row.every_update:
+                continue
+            self.logger.record(row.key, value, exclude=row.exclude)
 
     def _current_target_kl(self) -> float:
         """

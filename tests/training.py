@@ -3,31 +3,12 @@
 from stable_baselines3.common.logger import Logger
 
 from sb3_trpo_critic import TRPOCritic
+from sb3_trpo_critic.logged import LOGGED_VALUES
 
-#: the values train() logs on every update, timings and the Gaussian ``train/std`` aside
-TRAIN_VALUE_KEYS = frozenset(
-    {
-        "train/policy_objective",
-        "train/kl_divergence",
-        "train/target_kl",
-        "train/surrogate_improvement",
-        "train/expected_improvement",
-        "train/is_line_search_success",
-        "train/line_search_steps",
-        "train/step_outcome",
-        "train/n_rejected_steps",
-        "train/cg_iterations",
-        "train/cg_residual",
-        "train/step_norm",
-        "train/entropy",
-        "train/value_loss_before",
-        "train/value_loss",
-        "train/critic_updates",
-        "train/explained_variance",
-        "train/n_updates",
-        "train/learning_rate",
-    }
-)
+#: the values train() logs on every update, timings and the Gaussian ``train/std`` aside (from the library's table)
+TRAIN_VALUE_KEYS = frozenset(row.key for row in LOGGED_VALUES if row.every_update and not row.timing)
+#: every key train() logs, ``train/std`` included
+LOGGED_KEYS = frozenset(row.key for row in LOGGED_VALUES)
 
 
 class RecordingLogger(Logger):
