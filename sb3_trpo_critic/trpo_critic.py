@@ -32,11 +32,12 @@ from stable_baselines3.common.type_aliases import (
     Schedule,
 )
 from stable_baselines3.common.utils import explained_variance
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 from torch.nn import functional as F
 
 from sb3_trpo_critic.guards import NonFiniteRolloutCheck, check_save_file
 from sb3_trpo_critic.logged import LOGGED_VALUES, UpdateRecord
+from sb3_trpo_critic.normalization import NormalizedFlattenExtractor, can_normalize, normalizers
 from sb3_trpo_critic.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, split_actor_critic_parameters
 from sb3_trpo_critic.translate import kl_dimensions
 from sb3_trpo_critic.trust_region import (
@@ -193,6 +194,15 @@ class TRPOCritic(OnPolicyAlgorithm):
         is ``learning_rate``). ``None``: the policy's ``optimizer_kwargs`` (Adam: ``eps=1e-5``).
         Adam and AdamW use their fused implementation unless ``fused`` or ``foreach`` is given.
     :param critic_max_grad_norm: If given (> 0), clip the norm of the critic's gradient to it
+    :param normalize_observations: Normalize observations inside the policy by their running mean and
+        variance (:class:`~sb3_trpo_critic.normalization.NormalizedFlattenExtractor`: the policy's
+        feature extractor, whose statistics are saved and loaded with the model, so that ``predict``
+        takes raw observations; they are updated with each rollout after the update that used it).
+        ``None`` (the default): on for Box observations that are not images, unless the environment is
+        wrapped in ``VecNormalize(norm_obs=True)`` (which normalizes them already) or ``policy_kwargs``
+        names a ``features_extractor_class``. ``True`` on top of ``VecNormalize(norm_obs=True)``
+        normalizes twice (a warning says so); ``False`` turns it off. ``sb3_contrib.TRPO`` and PPO do
+        not have it.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -248,6 +258,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         critic_optimizer_class: type[th.optim.Optimizer] | None = None,
         critic_optimizer_kwargs: dict[str, Any] | None = None,
         critic_max_grad_norm: float | None = None,
+        normalize_observations: bool | None = None,
         _init_setup_model: bool = True,
     ):
         _validate_hyperparameters(
@@ -313,6 +324,9 @@ class TRPOCritic(OnPolicyAlgorithm):
         self.critic_optimizer_class = critic_optimizer_class
         self.critic_optimizer_kwargs = critic_optimizer_kwargs
         self.critic_max_grad_norm = critic_max_grad_norm
+        self.normalize_observations = normalize_observations
+        if self.env is not None and self._resolve_observation_normalization(normalize_observations):
+            self.policy_kwargs = {**self.policy_kwargs, "features_extractor_class": NormalizedFlattenExtractor}
         #: how many policy steps were rejected, by reason
         self.rejected_steps: dict[str, int] = {}
         self._last_rejection = ""
@@ -320,6 +334,48 @@ class TRPOCritic(OnPolicyAlgorithm):
 
         if _init_setup_model:
             self._setup_model()
+
+    def _resolve_observation_normalization(self, normalize_observations: bool | None) -> bool:
+        """
+        Whether the policy normalizes observations (see ``normalize_observations``); called at construction,
+        with the environment. A loaded model keeps the saved policy's feature extractor instead.
+        """
+        own_extractor = "features_extractor_class" in self.policy_kwargs
+        vec_normalize = unwrap_vec_normalize(self.env)  # type: ignore[arg-type]
+        normalized_by_env = vec_normalize is not None and vec_normalize.norm_obs
+        if normalize_observations is None:
+            return can_normalize(self.observation_space) and not own_extractor and not normalized_by_env
+        if normalize_observations:
+            if not can_normalize(self.observation_space):
+                raise HyperparameterError(
+                    "normalize_observations=True needs a Box observation space that is not an image, "
+                    f"got {self.observation_space}"
+                )
+            if own_extractor:
+                raise HyperparameterError(
+                    "normalize_observations=True replaces the feature extractor; policy_kwargs names "
+                    f"features_extractor_class={self.policy_kwargs['features_extractor_class']!r}: set one of them"
+                )
+            if normalized_by_env:
+                warnings.warn(
+                    "normalize_observations=True on an environment wrapped in VecNormalize(norm_obs=True): the "
+                    "observations are normalized twice (by VecNormalize, then by the policy)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        return bool(normalize_observations)
+
+    def _merge_observation_statistics(self, rollout_buffer: RolloutBuffer) -> None:
+        """
+        Merge the observations of the last rollout (already used by ``train()``) into the running
+        statistics of the policy's observation normalizers, before the next rollout is collected.
+        """
+        observers = normalizers(self.policy)
+        if not observers or not rollout_buffer.full:
+            return
+        observations = th.as_tensor(np.asarray(rollout_buffer.observations), device=self.device)
+        for normalizer in observers:
+            normalizer.update(observations.reshape(-1, normalizer.mean.shape[0]))
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -632,8 +688,10 @@ class TRPOCritic(OnPolicyAlgorithm):
         SB3's ``collect_rollouts``, unchanged, with torch's argument validation of the action distribution
         turned off meanwhile (restored afterwards): it checks the distribution's parameters on every forward
         pass of the policy, on ``n_envs`` observations at a time, where :class:`~sb3_trpo_critic.guards.NonFiniteRolloutCheck`
-        already checks every observation once.
+        already checks every observation once. First, the previous rollout's observations are merged into the
+        statistics of the policy's observation normalizers, if it has any (``normalize_observations``).
         """
+        self._merge_observation_statistics(rollout_buffer)
         with distribution_validation_off():
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
 

@@ -160,7 +160,7 @@ def test_entry_rule_names_the_rule_of_select_entry():
     assert entry_rule("FrozenLake-v1", "default") == "default"
     with pytest.raises(ValueError, match="no entry-selection rule"):
         entry_rule("Hopper-v5", "Walker2d-v4")
-    assert set(ZOO_RULES) == {"exact", "mujoco-v4", "atari", "default"}
+    assert set(ZOO_RULES) == {"exact", "mujoco-v4", "atari", "default", "constructor-defaults"}
     # and agrees with the entries select_entry chooses
     for algo, env_id, rule in [
         ("ppo", "CartPole-v1", "exact"),
