@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> float:
     model.learn(total_timesteps=args.timesteps)
     eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + 1000)
     mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
+    assert isinstance(mean_return, float)  # (a list only with return_episode_rewards=True)
     print(f"{args.env}: mean return {mean_return:.1f} +- {std_return:.1f} over {args.eval_episodes} episodes")
     return mean_return
 

@@ -11,6 +11,7 @@ loads the saved policy's weights into it and continues training.
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sb3_contrib import TRPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -21,7 +22,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sb3_trpo_critic import TRPOCritic, from_sb3_contrib
 
 #: rl-zoo3's trpo.yml entry for HalfCheetah (with normalize: true and n_envs: 2)
-ZOO_HALFCHEETAH = dict(
+ZOO_HALFCHEETAH: dict[str, Any] = dict(
     batch_size=128,
     n_steps=1024,
     gamma=0.99,
@@ -59,13 +60,14 @@ def main(argv: list[str] | None = None) -> float:
         _, params, _ = load_from_zip_file(Path(folder) / "contrib_trpo")
     assert params is not None
     model = TRPOCritic("MlpPolicy", env, seed=args.seed, **hyperparameters)
-    model.policy.load_state_dict(params["policy"])
+    model.set_parameters({"policy": params["policy"]}, exact_match=False)  # the policy's weights, not its optimizer
 
     # The same VecNormalize wrapper (and its statistics) goes on; a fresh Adam state for the critic.
     model.learn(total_timesteps=args.timesteps)
 
     env.training, env.norm_reward = False, False
     mean_return, std_return = evaluate_policy(model, env, n_eval_episodes=args.eval_episodes, deterministic=True)
+    assert isinstance(mean_return, float)  # (a list only with return_episode_rewards=True)
     print(f"{args.env}: mean return {mean_return:.1f} +- {std_return:.1f} over {args.eval_episodes} episodes")
     return mean_return
 

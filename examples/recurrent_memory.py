@@ -27,15 +27,18 @@ def make_env() -> gym.Env:
     return NoVelocity(gym.make("CartPole-v1"))
 
 
-def evaluate(model, env: VecNormalize, episodes: int) -> float:
+def evaluate(model: RecurrentTRPOCritic | TRPOCritic, env: VecNormalize, episodes: int) -> float:
     """Deterministic episodes, threading the LSTM state through predict() as with RecurrentPPO."""
     env.training, env.norm_reward = False, False
-    returns, current = [], np.zeros(env.num_envs)
+    returns: list[float] = []
+    current = np.zeros(env.num_envs)
     observation = env.reset()
     state, episode_start = None, np.ones(env.num_envs, dtype=bool)
     while len(returns) < episodes:
         action, state = model.predict(observation, state=state, episode_start=episode_start, deterministic=True)
-        observation, _, done, _ = env.step(action)
+        next_observation, _, done, _ = env.step(action)
+        assert isinstance(next_observation, np.ndarray)  # CartPole's observations: one array for all envs
+        observation = next_observation
         current += env.get_original_reward()
         returns.extend(current[done])
         current[done] = 0.0

@@ -19,16 +19,23 @@ from stable_baselines3.common.logger import configure
 from sb3_trpo_critic import TRPOCritic
 
 
-def summarize(progress_csv: Path, target_kl: float) -> dict[str, float]:
-    """Summary of the ``train/`` rows of SB3's ``progress.csv``."""
+def summarize(progress_csv: Path) -> dict[str, float]:
+    """
+    Summary of the ``train/`` rows of SB3's ``progress.csv``.
+
+    :param progress_csv: The file written by SB3's ``csv`` output
+    :return: Updates, the fraction of accepted policy steps, their mean KL over the update's trust region
+        radius (``train/target_kl``, which also follows a ``target_kl`` schedule), CG iterations, and the
+        last explained variance
+    """
     with open(progress_csv, newline="") as file:
         rows = [row for row in csv.DictReader(file) if row.get("train/n_updates")]
     accepted = [row for row in rows if row["train/step_outcome"] == "accepted"]
-    kls = [float(row["train/kl_divergence"]) for row in accepted]
+    kl_over_target = [float(row["train/kl_divergence"]) / float(row["train/target_kl"]) for row in accepted]
     return {
         "updates": len(rows),
         "accepted_fraction": len(accepted) / len(rows) if rows else math.nan,
-        "mean_kl_over_target": sum(kls) / len(kls) / target_kl if kls else math.nan,
+        "mean_kl_over_target": sum(kl_over_target) / len(kl_over_target) if kl_over_target else math.nan,
         "mean_cg_iterations": sum(float(row["train/cg_iterations"]) for row in rows) / len(rows) if rows else math.nan,
         "last_explained_variance": float(rows[-1]["train/explained_variance"]) if rows else math.nan,
     }
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model.set_logger(configure(str(args.log_dir), ["stdout", "csv", "tensorboard"]))
     model.learn(total_timesteps=args.timesteps)
 
-    summary = summarize(args.log_dir / "progress.csv", model.target_kl)
+    summary = summarize(args.log_dir / "progress.csv")
     print(
         f"{summary['updates']:.0f} updates, {summary['accepted_fraction']:.0%} of the policy steps accepted, "
         f"mean KL of accepted steps {summary['mean_kl_over_target']:.2f} x target_kl, "

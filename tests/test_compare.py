@@ -3,14 +3,16 @@
 import json
 import os
 import re
+from typing import Any
 
 import pytest
 
 from sb3_trpo_critic.benchmarks import compare
+from sb3_trpo_critic.benchmarks import sweep as sweep_module
 from sb3_trpo_critic.benchmarks.compare import RunSpec, is_finished, result_path, run_one, run_sweep, write_report
-from sb3_trpo_critic.benchmarks.sweep import SweepSummary
+from sb3_trpo_critic.benchmarks.sweep import SweepSummary, make_executor
 
-TINY = dict(timesteps=2048, eval_points=2, eval_episodes=2, threads=1)
+TINY: dict[str, Any] = dict(timesteps=2048, eval_points=2, eval_episodes=2, threads=1)
 SPECS = [RunSpec(algo, "CartPole-v1", seed, **TINY) for algo in ("trpo_critic", "ppo") for seed in (0, 1)]
 
 
@@ -96,6 +98,7 @@ def test_report_has_tables_and_curves(sweep):
         assert f"]({png})" in text
 
 
+@pytest.mark.slow
 def test_command_line_runs_and_reports(tmp_path, capsys):
     args = ["--algos", "trpo_critic", "--envs", "Pendulum-v1", "--seeds", "1", "--timesteps", "1024"]
     args += ["--eval-points", "1", "--eval-episodes", "1", "--out", str(tmp_path)]
@@ -107,6 +110,7 @@ def test_command_line_runs_and_reports(tmp_path, capsys):
     assert (tmp_path / "report" / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_ray_backend_writes_the_same_files(tmp_path):
     ray = pytest.importorskip("ray")
     spec = RunSpec("trpo_critic", "CartPole-v1", 0, **TINY)
@@ -125,6 +129,45 @@ def test_ray_backend_writes_the_same_files(tmp_path):
     assert from_ray["hyperparameters"] == local["hyperparameters"]
 
 
+def test_make_executor_hands_its_arguments_to_the_backends_executor(monkeypatch):
+    calls = []
+    built = {"local": object(), "ray": object()}
+
+    def builder(backend):
+        def build(*args):
+            calls.append((backend, *args))
+            return built[backend]
+
+        return build
+
+    monkeypatch.setattr(sweep_module, "local_executor", builder("local"))
+    monkeypatch.setattr(sweep_module, "ray_executor", builder("ray"))
+
+    def run(spec):
+        raise AssertionError("the executor is only built here, not run")
+
+    assert make_executor(workers=3, run=run) is built["local"]  # local by default
+    assert make_executor("ray", address="ray://head:10001", run=run) is built["ray"]
+    assert calls == [("local", 3, run), ("ray", "ray://head:10001", run)]
+    with pytest.raises(ValueError, match="unknown backend 'nope'; one of local, ray"):
+        make_executor("nope")
+    assert len(calls) == 2
+
+
+def worker_pid(spec):
+    """A run function for the worker processes (imported by them as ``tests.test_compare``): its process id."""
+    return os.getpid()
+
+
+@pytest.mark.slow
+def test_the_local_executor_runs_each_spec_in_a_fresh_worker_process():
+    specs = [RunSpec("trpo_critic", "CartPole-v1", seed) for seed in range(3)]
+    outcomes = list(make_executor("local", workers=2, run=worker_pid)(specs))
+    assert sorted(spec.seed for spec, _ in outcomes) == [0, 1, 2]
+    pids = [pid for _, pid in outcomes]
+    assert os.getpid() not in pids and len(set(pids)) == 3  # maxtasksperchild=1: one process per run
+
+
 def test_parse_hyperparams():
     assert compare.parse_hyperparams(["n_envs:8", "learning_rate:1e-3", "normalize:True"]) == (
         ("n_envs", 8),
@@ -137,6 +180,7 @@ def test_parse_hyperparams():
         compare.parse_hyperparams(["n_envs=8"])
 
 
+@pytest.mark.slow
 def test_hyperparams_override_the_zoo_entry_in_runs_of_their_own(tmp_path, capsys):
     args = ["--algos", "trpo_critic", "--envs", "CartPole-v1", "--seeds", "1", "--timesteps", "512"]
     args += ["--eval-points", "1", "--eval-episodes", "1", "--out", str(tmp_path)]

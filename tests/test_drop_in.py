@@ -1,9 +1,12 @@
 """TRPOCritic is a drop-in replacement for ``sb3_contrib.TRPO``.
 
-Every keyword argument of ``sb3_contrib.TRPO`` is accepted under the same name, with the same
-default, and does what it does there. (One documented difference of *meaning*, not of name or
+Every keyword argument of ``sb3_contrib.TRPO`` is accepted under the same name, in the same position,
+with the same default, and does what it does there. One documented difference, of *meaning* and so of
 default: ``target_kl`` bounds the KL summed over the dimensions of a Box/MultiBinary action, where
-sb3_contrib averages it; see ``docs/migrating.md``.)
+sb3_contrib averages it (see ``docs/migrating.md``), and its default ``None`` is sb3_contrib's default
+``0.01`` in those units: 0.01 per action dimension. TRPOCritic's own arguments come after ``device``;
+one of them, ``normalize_observations`` (on by default for Box observations that are not images), adds
+its observation normalizer to ``policy_kwargs``.
 
 The rest are sb3-contrib's own TRPO tests (``tests/test_run.py``, ``test_cnn.py``,
 ``test_dict_env.py``, ``test_save_load.py``) with TRPOCritic in TRPO's place and smaller budgets.
@@ -13,6 +16,7 @@ import inspect
 import os
 from collections import OrderedDict
 from copy import deepcopy
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,9 +28,18 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.envs import FakeImageEnv, IdentityEnvBox, SimpleMultiObsEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.utils import get_device
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize, VecTransposeImage, is_vecenv_wrapped
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    VecEnv,
+    VecFrameStack,
+    VecNormalize,
+    VecTransposeImage,
+    is_vecenv_wrapped,
+)
 
 from sb3_trpo_critic import TRPOCritic
+from sb3_trpo_critic.normalization import NormalizedFlattenExtractor
+from tests.envs import BoxTargetEnv
 
 TRPO_PARAMETERS = inspect.signature(TRPO.__init__).parameters
 CRITIC_PARAMETERS = inspect.signature(TRPOCritic.__init__).parameters
@@ -39,9 +52,10 @@ def test_every_trpo_argument_has_the_same_name_and_default():
         assert name in CRITIC_PARAMETERS, f"sb3_contrib.TRPO's argument {name!r} is missing"
         critic_parameter = CRITIC_PARAMETERS[name]
         assert critic_parameter.kind == trpo_parameter.kind, name
-        assert critic_parameter.default == trpo_parameter.default, (name, critic_parameter.default, trpo_parameter.default)
-    # target_kl keeps sb3_contrib's name and default; only its meaning on multi-dimensional actions differs
-    assert CRITIC_PARAMETERS["target_kl"].default == TRPO_PARAMETERS["target_kl"].default == 0.01
+        if name != "target_kl":
+            assert critic_parameter.default == trpo_parameter.default, (name, critic_parameter.default, trpo_parameter.default)
+    # target_kl keeps sb3_contrib's name; its default None is sb3_contrib's default trust region in full-KL units
+    assert TRPO_PARAMETERS["target_kl"].default == 0.01 and CRITIC_PARAMETERS["target_kl"].default is None
     # in the same relative order, and at the same positions up to ``device`` (TRPOCritic's own arguments come
     # after it), so that a positional call of TRPO means the same for TRPOCritic
     assert [name for name in CRITIC_PARAMETERS if name in TRPO_PARAMETERS] == list(TRPO_PARAMETERS)
@@ -53,13 +67,21 @@ def test_every_trpo_argument_has_the_same_name_and_default():
             assert parameter.default is not inspect.Parameter.empty, name
 
 
+@pytest.mark.parametrize(("dim", "radius"), [(1, 0.01), (6, 0.06)])
+def test_the_default_trust_region_is_sb3_contrib_trpos_default(dim, radius):
+    """sb3_contrib.TRPO's default bounds the KL averaged over the action's dimensions by 0.01; ours the sum by 0.01 * d."""
+    model = TRPOCritic("MlpPolicy", BoxTargetEnv(dim=dim), n_steps=64, batch_size=64, device="cpu")
+    assert model.target_kl is None
+    assert model._current_target_kl() == pytest.approx(dim * TRPO_PARAMETERS["target_kl"].default) == radius
+
+
 class MarkedRolloutBuffer(RolloutBuffer):
     """A rollout buffer class that the tests can recognize."""
 
 
 def test_every_trpo_keyword_is_accepted_and_honoured(tmp_path):
     # one value per keyword of sb3_contrib.TRPO, none of them the default
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         learning_rate=5e-4,
         n_steps=64,
         batch_size=32,
@@ -96,19 +118,25 @@ def test_every_trpo_keyword_is_accepted_and_honoured(tmp_path):
             assert model.device == trpo.device == th.device("cpu")
         elif name == "_init_setup_model":
             assert model.policy is not None and model.rollout_buffer is not None
+        elif name == "policy_kwargs":
+            # as given, plus the observation normalizer of TRPOCritic's normalize_observations (on by default for
+            # Box observations; sb3_contrib.TRPO has no such argument)
+            assert trpo.policy_kwargs == value
+            assert model.policy_kwargs == {**value, "features_extractor_class": NormalizedFlattenExtractor}
         else:
             # stored under the same attribute as sb3_contrib.TRPO stores it
             attribute = {"stats_window_size": "_stats_window_size"}.get(name, name)
             assert getattr(trpo, attribute) == value, name
             assert getattr(model, attribute) == value, name
-    # and they take effect
+    # and they take effect, as in sb3_contrib.TRPO
     assert type(model.rollout_buffer) is MarkedRolloutBuffer
-    assert model.rollout_buffer.buffer_size == 64
+    assert model.rollout_buffer.buffer_size == trpo.rollout_buffer.buffer_size == 64
+    assert model.lr_schedule(1.0) == trpo.lr_schedule(1.0) == 5e-4
     assert model.rollout_buffer.gamma == 0.98 and model.rollout_buffer.gae_lambda == 0.9
     assert model.policy.use_sde and model.policy.net_arch == [16]
     model.learn(128)
     assert model.num_timesteps == 128
-    assert model.ep_info_buffer.maxlen == 7
+    assert model.ep_info_buffer is not None and model.ep_info_buffer.maxlen == 7
     assert model.policy.optimizer.param_groups[0]["lr"] == 5e-4
     assert model.logger.name_to_value["train/critic_updates"] == 3 * 64 // 32
     assert model.logger.name_to_value["train/cg_iterations"] <= 6
@@ -149,13 +177,13 @@ def test_ep_buffers_stats_window_size(stats_window_size):
     ep_info_buffer and ep_success_buffer are initialized to the correct length"""
     model = TRPOCritic("MlpPolicy", "CartPole-v1", n_steps=64, stats_window_size=stats_window_size)
     model.learn(total_timesteps=10)
-    assert model.ep_info_buffer.maxlen == stats_window_size
-    assert model.ep_success_buffer.maxlen == stats_window_size
+    assert model.ep_info_buffer is not None and model.ep_info_buffer.maxlen == stats_window_size
+    assert model.ep_success_buffer is not None and model.ep_success_buffer.maxlen == stats_window_size
 
 
 # --- sb3-contrib tests/test_cnn.py ---------------------------------------------------------------
 
-SMALL_CNN = dict(n_steps=64, batch_size=32, n_critic_updates=2, cg_max_steps=5)
+SMALL_CNN: dict[str, Any] = dict(n_steps=64, batch_size=32, n_critic_updates=2, cg_max_steps=5)
 
 
 @pytest.mark.parametrize("share_features_extractor", [False, True])
@@ -174,7 +202,8 @@ def test_cnn(tmp_path, share_features_extractor):
 
     obs, _ = env.reset(seed=0)
     # FakeImageEnv is channel last by default and should be wrapped
-    assert is_vecenv_wrapped(model.get_env(), VecTransposeImage)
+    vec_env = model.get_env()
+    assert vec_env is not None and is_vecenv_wrapped(vec_env, VecTransposeImage)
     # stochastic predict with channel last input
     for _ in range(10):
         model.predict(obs, deterministic=False)
@@ -223,16 +252,21 @@ class DummyDictEnv(gym.Env):
 
 
 def test_consistency():
-    """Dict obs with vector only and the flattened obs give the same network and the same learning."""
+    """
+    Dict obs with vector only and the flattened obs give the same network and the same learning.
+
+    (Without TRPOCritic's own observation normalization, which is on by default for the flattened Box
+    observations only: ``normalize_observations=False``.)
+    """
     dict_env = gym.wrappers.TimeLimit(DummyDictEnv(vec_only=True), 100)
     env = gym.wrappers.FlattenObservation(dict_env)
     obs, _ = dict_env.reset(seed=10)
 
-    dict_model = TRPOCritic("MultiInputPolicy", dict_env, gamma=0.5, seed=1, n_steps=128)
+    dict_model = TRPOCritic("MultiInputPolicy", dict_env, gamma=0.5, seed=1, n_steps=128, normalize_observations=False)
     action_before_learning_1, _ = dict_model.predict(obs, deterministic=True)
     dict_model.learn(total_timesteps=256)
 
-    normal_model = TRPOCritic("MlpPolicy", env, gamma=0.5, seed=1, n_steps=128)
+    normal_model = TRPOCritic("MlpPolicy", env, gamma=0.5, seed=1, n_steps=128, normalize_observations=False)
     action_before_learning_2, _ = normal_model.predict(obs["vec"], deterministic=True)
     normal_model.learn(total_timesteps=256)
 
@@ -243,7 +277,7 @@ def test_consistency():
     assert not np.allclose(action_1, action_before_learning_1)  # it learned
 
 
-DICT_KWARGS = dict(
+DICT_KWARGS: dict[str, Any] = dict(
     n_steps=64,
     batch_size=64,
     n_critic_updates=2,
@@ -264,8 +298,8 @@ def test_dict_spaces(channel_last):
 @pytest.mark.parametrize("channel_last", [False, True])
 def test_dict_vec_framestack(channel_last):
     """Dict spaces and a VecEnvWrapper with MultiInputPolicy."""
-    channels_order = {"vec": None, "img": "last" if channel_last else "first"}
-    env = DummyVecEnv([lambda: SimpleMultiObsEnv(random_start=True, discrete_actions=True, channel_last=channel_last)])
+    channels_order: dict[str, Any] = {"vec": None, "img": "last" if channel_last else "first"}
+    env: VecEnv = DummyVecEnv([lambda: SimpleMultiObsEnv(random_start=True, discrete_actions=True, channel_last=channel_last)])
     env = VecFrameStack(env, n_stack=3, channels_order=channels_order)
     model = TRPOCritic("MultiInputPolicy", env, gamma=0.5, seed=1, **DICT_KWARGS)
     model.learn(total_timesteps=128)
@@ -274,8 +308,7 @@ def test_dict_vec_framestack(channel_last):
 
 def test_dict_vec_normalize():
     """GoalEnv-like Dict observations and VecNormalize with MultiInputPolicy."""
-    env = DummyVecEnv([lambda: gym.wrappers.TimeLimit(DummyDictEnv(), 50)])
-    env = VecNormalize(env, norm_obs_keys=["vec"])
+    env = VecNormalize(DummyVecEnv([lambda: gym.wrappers.TimeLimit(DummyDictEnv(), 50)]), norm_obs_keys=["vec"])
     model = TRPOCritic(
         "MultiInputPolicy", env, gamma=0.5, seed=1, n_steps=128, batch_size=64, policy_kwargs=dict(net_arch=[32])
     )
@@ -292,7 +325,7 @@ def rand_like(tensor: th.Tensor) -> th.Tensor:
     return th.randint_like(tensor, high=10)
 
 
-SAVE_LOAD_KWARGS = dict(n_steps=128, batch_size=64, policy_kwargs=dict(net_arch=[16]))
+SAVE_LOAD_KWARGS: dict[str, Any] = dict(n_steps=128, batch_size=64, policy_kwargs=dict(net_arch=[16]))
 
 
 def test_save_load(tmp_path):
@@ -302,9 +335,9 @@ def test_save_load(tmp_path):
     model.learn(total_timesteps=300)
 
     env.reset()
-    observations = np.concatenate([env.step([env.action_space.sample()])[0] for _ in range(10)], axis=0)
+    observations = np.concatenate([env.step(np.array([env.action_space.sample()]))[0] for _ in range(10)], axis=0)
 
-    original_params = deepcopy(model.get_parameters())
+    original_params: dict[str, Any] = deepcopy(model.get_parameters())
     assert set(original_params) == {"policy", "policy.optimizer"}
 
     # invalid object names throw errors
@@ -321,14 +354,14 @@ def test_save_load(tmp_path):
         model.set_parameters(missing_object_params, exact_match=True)
 
     # exact_match catches a missing tensor inside a state dict
-    missing_state_dict_tensor_params = {
+    missing_state_dict_tensor_params: dict[str, Any] = {
         object_name: dict(list(original_params[object_name].items())[:-1]) for object_name in original_params
     }
     with pytest.raises(RuntimeError):
         model.set_parameters(missing_state_dict_tensor_params, exact_match=True)
 
     # the parameters do change
-    random_params = {}
+    random_params: dict[str, Any] = {}
     for object_name, params in original_params.items():
         if "optim" in object_name:
             random_params[object_name] = params
@@ -418,18 +451,18 @@ def test_exclude_include_saved_params(tmp_path):
 def test_save_load_policy(tmp_path, policy_str):
     """Saving and loading the policy only."""
     if policy_str == "MlpPolicy":
-        kwargs = dict(n_steps=128, batch_size=64, policy_kwargs=dict(net_arch=[16]))
-        env = IdentityEnvBox(-10, 10)
+        kwargs: dict[str, Any] = dict(n_steps=128, batch_size=64, policy_kwargs=dict(net_arch=[16]))
+        single_env: gym.Env = IdentityEnvBox(-10, 10)
     else:
         kwargs = dict(n_steps=128, batch_size=64, policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=32)))
-        env = FakeImageEnv(screen_height=40, screen_width=40, n_channels=2, discrete=False)
-    env = DummyVecEnv([lambda: env])
+        single_env = FakeImageEnv(screen_height=40, screen_width=40, n_channels=2, discrete=False)
+    env = DummyVecEnv([lambda: single_env])
 
     model = TRPOCritic(policy_str, env, verbose=1, **kwargs)
     model.learn(total_timesteps=300)
 
     env.reset()
-    observations = np.concatenate([env.step([env.action_space.sample()])[0] for _ in range(10)], axis=0)
+    observations = np.concatenate([env.step(np.array([env.action_space.sample()]))[0] for _ in range(10)], axis=0)
 
     policy = model.policy
     policy_class = policy.__class__
@@ -461,13 +494,16 @@ def test_save_load_policy(tmp_path, policy_str):
 
 
 def test_deterministic_training():
-    results, rewards = [[], []], [[], []]
+    results: list[list[np.ndarray]] = [[], []]
+    rewards: list[list[np.ndarray]] = [[], []]
     for i in range(2):
         model = TRPOCritic("MlpPolicy", "Pendulum-v1", seed=0, n_steps=128, policy_kwargs=dict(net_arch=[16]))
         model.learn(total_timesteps=256)
         env = model.get_env()
+        assert env is not None
         obs = env.reset()
         for _ in range(100):
+            assert isinstance(obs, np.ndarray)
             action, _ = model.predict(obs, deterministic=False)
             obs, reward, _, _ = env.step(action)
             results[i].append(action)

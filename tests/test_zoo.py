@@ -29,7 +29,6 @@ from sb3_trpo_critic.translate import kl_dimensions
 from sb3_trpo_critic.zoo import (
     HYPERPARAMS_FILE,
     ZooError,
-    ZooHyperparameters,
     hyperparameter_file,
     load_zoo_hyperparameters,
     register,
@@ -119,7 +118,7 @@ def test_every_entry_says_whether_it_was_tuned(algo):
         match = re.match(r"^([A-Za-z][\w/.-]*):", line)
         if not match:
             continue
-        comment = []
+        comment: list[str] = []
         for previous in reversed(lines[:index]):
             if not previous.startswith("#"):
                 break
@@ -133,7 +132,7 @@ def test_every_entry_says_whether_it_was_tuned(algo):
 def test_target_kl_is_converted_to_the_full_kl():
     zoo_trpo = yaml.safe_load(hyperparameter_file("trpo").read_text())
     for ours, (theirs, action_dim) in CONVERTED_FROM.items():
-        space = gym.spaces.Box(-1.0, 1.0, (action_dim,)) if action_dim > 1 else gym.spaces.Discrete(2)
+        space: gym.Space = gym.spaces.Box(-1.0, 1.0, (action_dim,)) if action_dim > 1 else gym.spaces.Discrete(2)
         if _installed(ours) is None:
             env = gym.make(ours)
             space = env.action_space
@@ -176,11 +175,13 @@ def test_entry_constructs_through_rl_zoo3(algo, key, tmp_path, monkeypatch):
         device="cpu",
         config=str(config),
     )
-    model, saved = manager.setup_experiment()
+    experiment = manager.setup_experiment()
+    assert experiment is not None  # (None only when rl-zoo3 optimizes hyperparameters)
+    model, saved = experiment
     try:
         assert type(model) is algorithm
         assert dict(saved) == {k: v for k, v in table[key].items()}
-        assert model.target_kl == table[key]["target_kl"]
+        assert model.target_kl == table[key].get("target_kl")  # None (the constructor's default) if the entry has none
         assert model.n_envs == table[key].get("n_envs", 1)
         assert isinstance(model.get_vec_normalize_env(), VecNormalize) == bool(table[key].get("normalize", False))
         for name in ("n_steps", "batch_size", "gamma", "gae_lambda", "cg_damping", "cg_max_steps", "n_critic_updates"):
@@ -193,7 +194,9 @@ def test_entry_constructs_through_rl_zoo3(algo, key, tmp_path, monkeypatch):
             if "log_std_init" in policy_kwargs:  # it reached the policy's initial action std
                 assert th.allclose(model.policy.log_std, th.tensor(float(policy_kwargs["log_std_init"])))
     finally:
-        model.env.close()
+        env = model.get_env()
+        assert env is not None
+        env.close()
 
 
 # --- load_zoo_hyperparameters ---------------------------------------------------------------------
@@ -201,7 +204,6 @@ def test_entry_constructs_through_rl_zoo3(algo, key, tmp_path, monkeypatch):
 
 def test_load_trpo_critic_v5_entry():
     hp = load_zoo_hyperparameters("trpo_critic", "HalfCheetah-v5")
-    assert isinstance(hp, ZooHyperparameters)
     assert (hp.algo, hp.env_id, hp.entry, hp.note) == ("trpo_critic", "HalfCheetah-v5", "HalfCheetah-v5", "")
     assert hp.source == str(HYPERPARAMS_FILE)
     assert (hp.n_timesteps, hp.n_envs, hp.normalize, hp.policy) == (1_000_000, 8, True, "MlpPolicy")
@@ -223,8 +225,10 @@ def test_load_rl_zoo3_builtin_falls_back_to_v4_and_default():
 
     hp = load_zoo_hyperparameters("ppo", "CartPole-v1")
     assert (hp.entry, hp.note) == ("CartPole-v1", "")
-    assert callable(hp.model_kwargs["learning_rate"]) and callable(hp.model_kwargs["clip_range"])  # lin_ schedules
-    assert hp.model_kwargs["learning_rate"](0.5) == pytest.approx(0.5 * hp.model_kwargs["learning_rate"](1.0))
+    # lin_0.001 and lin_0.2: linear schedules of the progress remaining
+    learning_rate, clip_range = hp.model_kwargs["learning_rate"], hp.model_kwargs["clip_range"]
+    assert (learning_rate(1.0), learning_rate(0.5)) == (pytest.approx(1e-3), pytest.approx(5e-4))
+    assert (clip_range(1.0), clip_range(0.25)) == (pytest.approx(0.2), pytest.approx(0.05))
 
     hp = load_zoo_hyperparameters("ppo", "InvertedPendulum-v5")  # ppo.yml has only InvertedPendulum-v2
     assert hp.entry == "default" and hp.note == "rl-zoo3 has no InvertedPendulum-v5 entry for ppo; used default"
@@ -292,23 +296,28 @@ def _train_then_enjoy(algo: str, env_id: str, tmp_path: Path, script: str = "mod
     assert rewards and all(np.isfinite(rewards)), out[-2000:]
 
 
+@pytest.mark.slow
 def test_train_and_enjoy_cartpole(tmp_path):
     _train_then_enjoy("trpo_critic", "CartPole-v1", tmp_path, script="console")
 
 
+@pytest.mark.slow
 def test_train_and_enjoy_pendulum(tmp_path):
     _train_then_enjoy("trpo_critic", "Pendulum-v1", tmp_path)
 
 
+@pytest.mark.slow
 def test_train_and_enjoy_recurrent_trpo_critic_on_a_velocity_masked_env(tmp_path):
     """recurrent_trpo_critic reads its own file by default; enjoy threads the LSTM state through predict()."""
     _train_then_enjoy("recurrent_trpo_critic", "CartPoleNoVel-v1", tmp_path)
 
 
+@pytest.mark.slow
 def test_train_and_enjoy_ppo(tmp_path):
     _train_then_enjoy("ppo", "CartPole-v1", tmp_path)
 
 
+@pytest.mark.slow
 def test_optimize_with_sqlite_then_train_from_a_trial(tmp_path):
     import optuna
 
@@ -378,8 +387,8 @@ def test_optimize_with_sqlite_then_train_from_a_trial(tmp_path):
         ("missing_file", r"hyperparameter file not found: .*absent\.yml"),
         (
             "bad_value",
-            r"target_kl must be a finite number > 0, or a schedule whose value at the start "
-            r"\(progress remaining 1\) is one, got -1",
+            r"target_kl must be None \(0\.01 per action dimension\), a finite number > 0, or a schedule whose value "
+            r"at the start \(progress remaining 1\) is one, got -1",
         ),
         ("unknown_script", r"unknown script 'trian'"),
         (
@@ -429,6 +438,7 @@ def test_a_bug_before_training_keeps_its_traceback(tmp_path, monkeypatch):
             main(["train", "--algo", "trpo_critic", "--env", "CartPole-v1", "-f", str(tmp_path), "-n", "64"])
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_fresh_process_has_no_traceback(tmp_path):
     result = _run("train", "--algo", "trpo_critic", "--env", "CartPole-v9", cwd=tmp_path)
     assert result.returncode == 2
@@ -448,6 +458,7 @@ def test_usage_and_builtin_algos(capsys):
     assert main([]) == 2
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_hyperparameter_file(tmp_path):
     """A plain `pip install` gets the hyperparameter file and the command, not only a checkout."""
     source = tmp_path / "source"
