@@ -46,7 +46,9 @@ def test_training_env_is_wrapped_in_rl_zoo3s_order():
         assert vec_env_classes(env) == ("VecFrameStack", "VecNormalize", "MarkedVecEnv", "DummyVecEnv")
         assert env.num_envs == zoo.n_envs == 2
         assert env.observation_space.shape == (8,)  # 2 stacked CartPole observations
-        assert env.reset().shape == (2, 8)
+        observation = env.reset()
+        assert isinstance(observation, np.ndarray) and observation.shape == (2, 8)
+        assert isinstance(env, VecEnvWrapper)
         normalize = env.venv
         assert isinstance(normalize, VecNormalize) and normalize.training and normalize.norm_reward
         assert normalize.gamma == zoo.model_kwargs["gamma"]  # rl-zoo3 passes the entry's gamma
@@ -61,6 +63,7 @@ def test_eval_env_has_the_same_wrappers_and_frozen_normalization():
         assert vec_env_classes(env) == ("VecFrameStack", "VecNormalize", "MarkedVecEnv", "DummyVecEnv")
         assert env.num_envs == 1
         assert env.observation_space.shape == (8,)
+        assert isinstance(env, VecEnvWrapper)
         normalize = env.venv
         assert isinstance(normalize, VecNormalize) and not normalize.training and not normalize.norm_reward
     finally:

@@ -17,6 +17,9 @@ import pytest
 from sb3_trpo_critic.benchmarks.run import RunSpec
 from sb3_trpo_critic.benchmarks.sweep import RunFailure, SweepSummary, local_executor, read_result, run_sweep
 
+# Every test here starts worker processes (a spawned pool, or the command line in a subprocess).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 V1_RESULT = ROOT / "tests" / "data" / "version_1" / "trpo_critic__CartPole-v1__seed0.json"
 MARKERS = "SB3_TRPO_CRITIC_TEST_MARKERS"

@@ -5,6 +5,8 @@ pair ("cpu", "cpu") always runs, so that the checks themselves are exercised on 
 Correctness only: timings belong in ``sb3_trpo_critic/benchmarks/``.
 """
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch as th
@@ -60,7 +62,7 @@ def assert_model_on(model: TRPOCritic, device: str) -> None:
 
 
 def make_model(env_name: str, device: str, **kwargs) -> TRPOCritic:
-    params = dict(n_steps=128, batch_size=64, n_critic_updates=2, cg_max_steps=8, seed=0, device=device)
+    params: dict[str, Any] = dict(n_steps=128, batch_size=64, n_critic_updates=2, cg_max_steps=8, seed=0, device=device)
     params.update(kwargs)
     return TRPOCritic("MlpPolicy", make_vec_env(ENVS[env_name], n_envs=2, seed=0), **params)
 
@@ -93,10 +95,11 @@ def test_save_on_one_device_load_and_learn_on_another(save_device, load_device, 
 
     # and it learns on the load device
     before = [p.detach().clone() for p in loaded._critic_params]
-    loaded.set_logger(RecordingLogger())
+    logger = RecordingLogger()
+    loaded.set_logger(logger)
     loaded.learn(512, reset_num_timesteps=False)
     assert loaded.num_timesteps == 512 + 512
-    assert loaded.logger.history["train/n_updates"] == [3, 4]
+    assert logger.history["train/n_updates"] == [3, 4]
     assert_model_on(loaded, load_device)
     assert not all(th.equal(b, p) for b, p in zip(before, loaded._critic_params, strict=True))
     assert all(bool(th.isfinite(p).all()) for p in loaded.policy.parameters())
@@ -144,7 +147,7 @@ def compare_one_train_step(env_name: str, device_a: str, device_b: str) -> None:
     # which the two devices' random generators draw differently.
     # cg_max_steps=3 ends the conjugate gradient on its iteration count, well before its residual
     # test, which float rounding could otherwise end one iteration apart on the two devices.
-    kwargs = dict(target_kl=0.01, batch_size=256, cg_max_steps=3)
+    kwargs: dict[str, Any] = dict(target_kl=0.01, batch_size=256, cg_max_steps=3)
     model_a, model_b = make_model(env_name, device_a, **kwargs), make_model(env_name, device_b, **kwargs)
     assert model_a.rollout_buffer.buffer_size * model_a.n_envs == 256
     model_b.policy.load_state_dict(model_a.policy.state_dict())

@@ -1,6 +1,7 @@
 """What comes from outside: non-finite observations and rewards, and save files that are not TRPOCritic's."""
 
 import io
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -15,7 +16,7 @@ from sb3_trpo_critic import TRPOCritic
 from sb3_trpo_critic.guards import NonFiniteDataError
 from tests.envs import BoxTargetEnv
 
-SMALL = dict(n_steps=64, batch_size=64, n_critic_updates=1, cg_max_steps=3, seed=0, device="cpu")
+SMALL: dict[str, Any] = dict(n_steps=64, batch_size=64, n_critic_updates=1, cg_max_steps=3, seed=0, device="cpu")
 
 
 class Poisoned(gym.Wrapper):

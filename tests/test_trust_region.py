@@ -2,11 +2,13 @@
 
 import copy
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
 
 from sb3_trpo_critic import MlpPolicy
 from sb3_trpo_critic.policies import split_actor_critic_parameters
@@ -43,6 +45,27 @@ def float64_observations(monkeypatch):
     monkeypatch.setattr(sb3_policies, "preprocess_obs", lambda obs, *args, **kwargs: obs.double())
 
 
+def output_layer(policy: MlpPolicy) -> th.nn.Linear:
+    """The policy's last actor layer (a Linear for every action distribution of SB3)."""
+    assert isinstance(policy.action_net, th.nn.Linear)
+    return policy.action_net
+
+
+def gaussian(distribution: Distribution) -> th.distributions.Normal:
+    """The torch Normal inside SB3's (diagonal or gSDE) Gaussian distribution."""
+    assert isinstance(distribution.distribution, th.distributions.Normal)
+    return distribution.distribution
+
+
+def categoricals(distribution: Distribution) -> list[th.distributions.Categorical]:
+    """The torch Categoricals inside SB3's MultiCategorical distribution, one per subspace."""
+    subspaces = distribution.distribution
+    assert isinstance(subspaces, list)
+    found = [categorical for categorical in subspaces if isinstance(categorical, th.distributions.Categorical)]
+    assert len(found) == len(subspaces)
+    return found
+
+
 def tiny_policy(action_space: spaces.Space, seed: int = 0, **kwargs) -> MlpPolicy:
     th.manual_seed(seed)
     policy = MlpPolicy(
@@ -56,11 +79,11 @@ def tiny_policy(action_space: spaces.Space, seed: int = 0, **kwargs) -> MlpPolic
     policy = policy.double()
     # Perturb the output layer so that categorical probabilities are far from uniform.
     with th.no_grad():
-        policy.action_net.weight.normal_(0.0, 1.0)
+        output_layer(policy).weight.normal_(0.0, 1.0)
     return policy
 
 
-def explicit_kl_hessian(policy: MlpPolicy, obs: th.Tensor, params: list[th.Tensor]) -> th.Tensor:
+def explicit_kl_hessian(policy: MlpPolicy, obs: th.Tensor, params: Sequence[th.Tensor]) -> th.Tensor:
     """Hessian of theta -> mean_s KL(pi_old(.|s) || pi_theta(.|s)) at theta_old, row by row by double backprop."""
     with th.no_grad():
         old = copy.copy(policy.get_distribution(obs))
@@ -99,7 +122,7 @@ def test_fisher_matches_gauss_newton_assembled_explicitly():
     actor_params, _ = split_actor_critic_parameters(policy)
     obs = th.rand(5, 3, dtype=th.float64)
     distribution = copy.copy(policy.get_distribution(obs))
-    mean, std = distribution.distribution.loc, distribution.distribution.scale
+    mean, std = gaussian(distribution).loc, gaussian(distribution).scale
     outputs = th.cat([mean, std], dim=1)  # (5, 4)
     jacobian = th.stack(
         [
@@ -109,7 +132,7 @@ def test_fisher_matches_gauss_newton_assembled_explicitly():
         ]
     ).reshape(5, 4, -1)
     metric = th.cat([1 / std**2, 2 / std**2], dim=1).detach()
-    fisher = sum(jacobian[s].T @ th.diag(metric[s]) @ jacobian[s] for s in range(5)) / 5
+    fisher = th.stack([jacobian[s].T @ th.diag(metric[s]) @ jacobian[s] for s in range(5)]).sum(dim=0) / 5
     fvp = make_fisher_vector_product(distribution, actor_params, damping=0.0)
     v = th.randn(fisher.shape[0], dtype=th.float64)
     assert th.allclose(fvp(v), fisher @ v, rtol=1e-10, atol=1e-12)
@@ -121,10 +144,10 @@ def test_full_kl_sums_gaussian_kl_over_dimensions():
     with th.no_grad():
         old = copy.copy(policy.get_distribution(obs))
         policy.log_std.add_(0.2)
-        policy.action_net.bias.add_(0.3)
+        output_layer(policy).bias.add_(0.3)
         new = copy.copy(policy.get_distribution(obs))
-    m0, s0 = old.distribution.loc, old.distribution.scale
-    m1, s1 = new.distribution.loc, new.distribution.scale
+    m0, s0 = gaussian(old).loc, gaussian(old).scale
+    m1, s1 = gaussian(new).loc, gaussian(new).scale
     explicit = (th.log(s1 / s0) + (s0**2 + (m0 - m1) ** 2) / (2 * s1**2) - 0.5).sum(dim=1)
     assert th.allclose(full_kl(old, new), explicit, rtol=1e-12)
     # sb3_contrib.TRPO's measure, the mean over dimensions, is 3x smaller here
@@ -138,11 +161,14 @@ def test_full_kl_of_multicategorical_is_the_sum_over_subspaces():
     obs = th.rand(4, 3, dtype=th.float64)
     with th.no_grad():
         old = copy.copy(policy.get_distribution(obs))
-        policy.action_net.bias.add_(th.linspace(-1, 1, 5, dtype=th.float64))
+        output_layer(policy).bias.add_(th.linspace(-1, 1, 5, dtype=th.float64))
         new = copy.copy(policy.get_distribution(obs))
-    explicit = sum(
-        (p.probs * (p.probs.log() - q.probs.log())).sum(dim=1) for p, q in zip(old.distribution, new.distribution, strict=True)
-    )
+    explicit = th.stack(
+        [
+            (p.probs * (p.probs.log() - q.probs.log())).sum(dim=1)
+            for p, q in zip(categoricals(old), categoricals(new), strict=True)
+        ]
+    ).sum(dim=0)
     assert th.allclose(full_kl(old, new), explicit, rtol=1e-12)
 
 
