@@ -321,8 +321,9 @@ def test_a_recurrent_ppo_file_is_refused_with_the_way_to_migrate(tmp_path):
     ppo.save(tmp_path / "ppo.zip")
     with pytest.raises(ValueError, match=r"saved by sb3_contrib\.RecurrentPPO, not by RecurrentTRPOCritic"):
         RecurrentTRPOCritic.load(tmp_path / "ppo.zip")
-    # docs/migrating.md: build one with the same policy arguments and copy the policy's weights
-    model = tiny_model(env, n_steps=8)
+    # docs/migrating.md: build one with the same policy arguments (and no observation normalizer, which
+    # RecurrentPPO's policy does not have) and copy the policy's weights
+    model = tiny_model(env, n_steps=8, normalize_observations=False)
     model.policy.load_state_dict(RecurrentPPO.load(tmp_path / "ppo.zip").policy.state_dict())
     obs = np.zeros((2, 2), dtype=np.float32)
     starts = np.ones(2, dtype=bool)
