@@ -87,6 +87,7 @@ def build(tmp_path: Path, page: str) -> subprocess.CompletedProcess:
         ("```{logged-values} policy step\n```", "missing from the docs' tables: train/value_loss_before"),
     ],
 )
+@pytest.mark.slow
 def test_a_wrong_name_fails_the_build(tmp_path, directive, message):
     result = build(tmp_path, f"# Page\n\n{directive}\n")
     assert result.returncode != 0
@@ -94,6 +95,7 @@ def test_a_wrong_name_fails_the_build(tmp_path, directive, message):
 
 
 @needs_sphinx
+@pytest.mark.slow
 def test_a_right_name_builds(tmp_path):
     tables = "\n\n".join(f"```{{logged-values}} {group}\n```" for group in GROUPS)
     page = f"# Page\n\n```{{pysource}} sb3_trpo_critic.trpo_critic.TRPOCritic._policy_step\n:step: 3\n```\n\n{tables}\n"
