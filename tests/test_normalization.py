@@ -1,6 +1,7 @@
 """Observation normalization inside the policy (``normalize_observations``)."""
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from sb3_trpo_critic.normalization import NormalizedFlattenExtractor, Observatio
 from sb3_trpo_critic.trpo_critic import HyperparameterError
 from tests.envs import BoxTargetEnv, CueRecallEnv
 
-SMALL = dict(n_steps=64, batch_size=32, n_critic_updates=1, seed=0)
+SMALL: dict[str, Any] = dict(n_steps=64, batch_size=32, n_critic_updates=1, seed=0)
 
 
 def test_normalizer_matches_vec_normalize_statistics():
