@@ -1,5 +1,7 @@
 """RecurrentTRPOCritic: the sequence-case math against explicit formulas, and its SB3/sb3_contrib contract."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch as th
@@ -8,6 +10,7 @@ from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples, RNNStates
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
+from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_trpo_critic import HyperparameterError, RecurrentTRPOCritic, TRPOCritic
 from sb3_trpo_critic.recurrent import reset_at_sequence_starts
@@ -141,6 +144,7 @@ def test_sub_sampling_unrolls_every_kth_sequence_from_its_own_state():
     distribution, mask = model._fisher_distribution(rollout)
     sub = distribution_outputs(distribution)[0].reshape(2, 4, 2)
     th.testing.assert_close(sub, whole[::2])
+    assert mask is not None
     assert mask.tolist() == [True] * 4 + [True, True, False, False]
 
 
@@ -149,6 +153,8 @@ def test_episode_starts_fold_into_the_initial_states_with_the_step_by_step_outpu
     model = tiny_model()
     collect_rollout(model)
     rollout = next(model.rollout_buffer.get())
+    assert isinstance(rollout, RecurrentRolloutBufferSamples)  # sb3_contrib's recurrent buffer
+    assert len(rollout.lstm_states.pi) == len(rollout.lstm_states.vf) == 2  # (hidden, cell)
     assert rollout.episode_starts.sum() > 0
     _, starts = reset_at_sequence_starts(rollout.lstm_states.pi, rollout.episode_starts)
     assert not starts.any()  # sb3_contrib's one-call LSTM path runs
@@ -168,6 +174,7 @@ def test_episode_starts_fold_into_the_initial_states_with_the_step_by_step_outpu
     )
     # A start inside a sequence (not made by sb3_contrib's buffers): left to the step-by-step loop.
     mid = padded_sequences(model, dtype=th.float32)
+    assert len(mid.lstm_states.pi) == 2
     assert reset_at_sequence_starts(mid.lstm_states.pi, mid.episode_starts) == (mid.lstm_states.pi, mid.episode_starts)
 
 
@@ -193,6 +200,7 @@ def test_critic_epochs_never_touch_the_actor_or_its_lstm():
     actor = [p.detach().clone() for p in model._actor_params]
     critic = [p.detach().clone() for p in model._critic_params]
     assert any(p is model.policy.lstm_actor.weight_hh_l0 for p in model._actor_params)
+    assert model.policy.lstm_critic is not None
     assert any(p is model.policy.lstm_critic.weight_hh_l0 for p in model._critic_params)
     fit = model._fit_critic(next(model.rollout_buffer.get(batch_size=None)))
     assert fit.updates == 3 * 2  # 32 steps in minibatches of 16, 3 epochs
@@ -222,10 +230,12 @@ def test_shared_lstm_and_non_recurrent_policies_are_refused():
     env = make_vec_env(lambda: BoxTargetEnv(dim=2), n_envs=1)
     with pytest.raises(HyperparameterError, match="shared_lstm"):
         RecurrentTRPOCritic("MlpLstmPolicy", env, policy_kwargs=dict(shared_lstm=True, enable_critic_lstm=False))
+    mlp_policy, lstm_policy = TRPOCritic.policy_aliases["MlpPolicy"], RecurrentTRPOCritic.policy_aliases["MlpLstmPolicy"]
+    assert issubclass(mlp_policy, ActorCriticPolicy) and issubclass(lstm_policy, ActorCriticPolicy)
     with pytest.raises(HyperparameterError, match="must be recurrent"):
-        RecurrentTRPOCritic(TRPOCritic.policy_aliases["MlpPolicy"], env)
+        RecurrentTRPOCritic(mlp_policy, env)
     with pytest.raises(HyperparameterError, match="RecurrentTRPOCritic"):
-        TRPOCritic(RecurrentTRPOCritic.policy_aliases["MlpLstmPolicy"], env)
+        TRPOCritic(lstm_policy, env)
     with pytest.raises(HyperparameterError, match="target_kl"):
         RecurrentTRPOCritic("MlpLstmPolicy", env, target_kl=0.0)
 
@@ -282,12 +292,13 @@ def test_load_of_a_trpo_critic_file_says_which_class_to_use(tmp_path):
 def test_memory_beats_no_memory_on_cue_recall():
     """The cue is shown once and must be named two steps later: 0.5 without memory, near 1 with it."""
     env = make_vec_env(CueRecallEnv, n_envs=8, seed=0)
-    settings = dict(n_steps=32, batch_size=64, target_kl=0.02, n_critic_updates=5, seed=0)
+    settings: dict[str, Any] = dict(n_steps=32, batch_size=64, target_kl=0.02, n_critic_updates=5, seed=0)
     recurrent = RecurrentTRPOCritic(
         "MlpLstmPolicy", env, policy_kwargs=dict(lstm_hidden_size=8, net_arch=dict(pi=[16], vf=[16])), **settings
     )
     recurrent.learn(12_000)
     memoryless = TRPOCritic("MlpPolicy", make_vec_env(CueRecallEnv, n_envs=8, seed=0), **settings).learn(12_000)
+    assert recurrent.ep_info_buffer is not None and memoryless.ep_info_buffer is not None
     recurrent_return = float(np.mean([info["r"] for info in recurrent.ep_info_buffer]))
     memoryless_return = float(np.mean([info["r"] for info in memoryless.ep_info_buffer]))
     assert memoryless_return < 0.65

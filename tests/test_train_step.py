@@ -2,6 +2,7 @@
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,9 +15,10 @@ import sb3_trpo_critic.trpo_critic as trpo_module
 import sb3_trpo_critic.trust_region as trust_region
 from sb3_trpo_critic import RecurrentTRPOCritic, TRPOCritic
 from sb3_trpo_critic.logged import LOGGED_VALUES, UpdateRecord
+from sb3_trpo_critic.trpo_critic import CriticFitResult, PolicyStepResult
 from sb3_trpo_critic.trust_region import CGResult, flat_concat, full_kl
 from tests.envs import BoxTargetEnv
-from tests.training import LOGGED_KEYS, collect_rollout
+from tests.training import LOGGED_KEYS, RecordingLogger, collect_rollout
 
 ENVS = {
     "discrete": lambda: IdentityEnv(dim=4, ep_length=20),
@@ -38,9 +40,9 @@ def all_equal(a: list[th.Tensor], b: list[th.Tensor]) -> bool:
     return all(th.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def make_model(env_name: str, cls: type[TRPOCritic] = TRPOCritic, **kwargs) -> TRPOCritic:
+def make_model(env_name: str, cls: type[TRPOCritic] = TRPOCritic, **kwargs: Any) -> TRPOCritic:
     env = make_vec_env(ENVS[env_name], n_envs=2, seed=0)
-    params = dict(n_steps=256, batch_size=64, target_kl=0.01, n_critic_updates=3, seed=0, device="cpu")
+    params: dict[str, Any] = dict(n_steps=256, batch_size=64, target_kl=0.01, n_critic_updates=3, seed=0, device="cpu")
     params.update(kwargs)
     return cls("MlpPolicy", env, **params)
 
@@ -52,11 +54,31 @@ def trained_once(model: TRPOCritic) -> TRPOCritic:
     return model
 
 
+def last_step(model: TRPOCritic) -> PolicyStepResult:
+    """The last update's policy step (set by every ``train()``)."""
+    assert model.last_policy_step is not None
+    return model.last_policy_step
+
+
+def last_fit(model: TRPOCritic) -> CriticFitResult:
+    """The last update's critic regression (set by every ``train()``)."""
+    assert model.last_critic_fit is not None
+    return model.last_critic_fit
+
+
+def logged_history(model: TRPOCritic) -> dict[str, list]:
+    """Every value logged so far, by key (the model logs to a RecordingLogger: see ``collect_rollout``)."""
+    logger = model.logger
+    assert isinstance(logger, RecordingLogger)
+    return logger.history
+
+
 @pytest.mark.parametrize("env_name", list(ENVS))
 @pytest.mark.parametrize("target_kl", [0.003, 0.03])
 def test_one_update_stays_inside_the_trust_region(env_name, target_kl):
     model = make_model(env_name, target_kl=target_kl)
     collect_rollout(model)
+    assert model.observation_space.shape is not None
     obs = th.as_tensor(model.rollout_buffer.observations.reshape(-1, *model.observation_space.shape))
     with th.no_grad():
         old = copy.copy(model.policy.get_distribution(obs))
@@ -64,7 +86,7 @@ def test_one_update_stays_inside_the_trust_region(env_name, target_kl):
     with th.no_grad():
         new = copy.copy(model.policy.get_distribution(obs))
         kl = float(full_kl(old, new).mean())
-    step = model.last_policy_step
+    step = last_step(model)
     assert step.outcome == "accepted"
     assert 0.0 < kl <= target_kl * (1 + 1e-5)
     assert step.kl == pytest.approx(kl, rel=1e-4)
@@ -75,7 +97,7 @@ def test_one_update_stays_inside_the_trust_region(env_name, target_kl):
 
 def test_the_full_step_is_taken_when_the_quadratic_model_is_accurate():
     """With a small region the quadratic model of the KL is accurate: the first candidate passes, KL ~ delta."""
-    step = trained_once(make_model("box_4d", target_kl=1e-4, cg_max_steps=30)).last_policy_step
+    step = last_step(trained_once(make_model("box_4d", target_kl=1e-4, cg_max_steps=30)))
     assert step.line_search_steps == 1
     assert step.kl == pytest.approx(1e-4, rel=0.1)
 
@@ -87,7 +109,7 @@ def test_rejected_step_leaves_the_actor_bit_identical(env_name, monkeypatch):
     before_actor, before_critic = actor_snapshot(model), critic_snapshot(model)
     monkeypatch.setattr(trust_region, "is_acceptable_step", lambda *args: False)
     model.train()
-    step = model.last_policy_step
+    step = last_step(model)
     assert step.outcome == "line_search_failed"
     assert step.line_search_steps == model.line_search_max_iter
     assert step.kl == 0.0
@@ -97,14 +119,14 @@ def test_rejected_step_leaves_the_actor_bit_identical(env_name, monkeypatch):
     assert not all_equal(critic_snapshot(model), before_critic)
 
 
-def test_critic_epochs_never_touch_the_actor():
+def test_critic_epochs_never_touch_the_actor(monkeypatch):
     model = make_model("box_4d", n_critic_updates=10)
     optimized = {id(p) for group in model.policy.optimizer.param_groups for p in group["params"]}
     assert optimized == {id(p) for p in model._critic_params}
     assert optimized.isdisjoint(id(p) for p in model._actor_params)
     collect_rollout(model)
     # Run the policy step, then compare the actor after the critic epochs with the actor before them.
-    snapshots = []
+    snapshots: list[list[th.Tensor]] = []
     original_step = model.policy.optimizer.step
 
     def step_and_snapshot(*args, **kwargs):
@@ -112,12 +134,12 @@ def test_critic_epochs_never_touch_the_actor():
             snapshots.append(actor_snapshot(model))
         return original_step(*args, **kwargs)
 
-    model.policy.optimizer.step = step_and_snapshot
+    monkeypatch.setattr(model.policy.optimizer, "step", step_and_snapshot)
     model.train()
     assert snapshots, "the critic optimizer never stepped"
     assert all_equal(actor_snapshot(model), snapshots[0])
-    assert model.last_critic_fit.updates == 10 * (512 // 64)
-    assert model.last_critic_fit.loss_after < model.last_critic_fit.loss_before
+    assert last_fit(model).updates == 10 * (512 // 64)
+    assert last_fit(model).loss_after < last_fit(model).loss_before
 
 
 def test_nonfinite_gradient_rejects_the_step_and_nothing_becomes_nan():
@@ -126,7 +148,7 @@ def test_nonfinite_gradient_rejects_the_step_and_nothing_becomes_nan():
     model.rollout_buffer.advantages[3, 0] = np.nan
     before = actor_snapshot(model)
     model.train()
-    assert model.last_policy_step.outcome == "nonfinite_gradient"
+    assert last_step(model).outcome == "nonfinite_gradient"
     assert all_equal(actor_snapshot(model), before)
     assert all(th.isfinite(p).all() for p in model.policy.parameters())
 
@@ -141,8 +163,8 @@ def test_cg_breakdown_rejects_the_step():
     collect_rollout(model)
     before = actor_snapshot(model)
     model.train()
-    assert model.last_policy_step.outcome == "cg_breakdown"
-    assert model.last_policy_step.cg_iterations == 3
+    assert last_step(model).outcome == "cg_breakdown"
+    assert last_step(model).cg_iterations == 3
     assert all_equal(actor_snapshot(model), before)
     assert model.rejected_steps == {"cg_breakdown": 1}
 
@@ -153,7 +175,7 @@ def test_nonfinite_returns_skip_the_critic_and_keep_it_finite():
     model.rollout_buffer.returns[0, 1] = np.inf
     before = critic_snapshot(model)
     model.train()
-    assert model.last_critic_fit.updates == 0
+    assert last_fit(model).updates == 0
     assert all_equal(critic_snapshot(model), before)
 
 
@@ -167,7 +189,7 @@ def test_sub_sampling_changes_only_the_fisher_states():
     model.train()
     with th.no_grad():
         kl = float(full_kl(old, copy.copy(model.policy.get_distribution(obs))).mean())
-    assert model.last_policy_step.outcome == "accepted"
+    assert last_step(model).outcome == "accepted"
     assert 0 < kl <= 0.01 * (1 + 1e-5)
 
 
@@ -175,9 +197,9 @@ def test_logged_keys():
     model = make_model("box_4d")
     assert model.last_policy_step is None and model.last_critic_fit is None  # before the first update
     trained_once(model)
-    history = model.logger.history
+    history = logged_history(model)
     assert {key for key in history if key.startswith("train/")} == LOGGED_KEYS
-    step = model.last_policy_step
+    step = last_step(model)
     assert 1 <= step.cg_iterations <= model.cg_max_steps
     assert step.step_norm > 0
     assert history["train/policy_step_time"][0] > 0 and history["train/critic_time"][0] > 0
@@ -188,10 +210,10 @@ def test_logged_keys():
 def test_each_logged_value_is_its_rows_value_of_the_last_results(env_name):
     """train() logs one value per row of the table, computed from model.last_policy_step and last_critic_fit."""
     model = trained_once(make_model(env_name))
-    history, excluded = model.logger.history, model.logger.name_to_excluded
+    history, excluded = logged_history(model), model.logger.name_to_excluded
     update = UpdateRecord(
-        model.last_policy_step,
-        model.last_critic_fit,
+        last_step(model),
+        last_fit(model),
         n_rejected_steps=0,
         explained_variance=history["train/explained_variance"][0],
         policy_step_time=history["train/policy_step_time"][0],
@@ -252,7 +274,7 @@ def test_an_exception_inside_train_leaves_the_actor_at_theta_old(monkeypatch):
     assert all_equal(actor_snapshot(model), before)
     monkeypatch.setattr(trpo_module, "full_kl", original_full_kl)
     model.train()  # and the model trains on
-    assert model.last_policy_step.outcome == "accepted"
+    assert last_step(model).outcome == "accepted"
 
 
 def test_fisher_vector_products_see_every_kth_state():
@@ -294,9 +316,10 @@ class EuclideanMetric(TRPOCritic):
 
 def test_an_overridden_fisher_vector_product_is_the_one_used():
     counting = trained_once(make_model("box_4d", cls=CountingProducts))
-    assert counting.products == counting.last_policy_step.cg_iterations > 1
+    assert isinstance(counting, CountingProducts)
+    assert counting.products == last_step(counting).cg_iterations > 1
     model = trained_once(make_model("box_4d", cls=EuclideanMetric, target_kl=0.01))
-    step = model.last_policy_step
+    step = last_step(model)
     # CG solves I x = g in one product, exactly; beta x = sqrt(2 delta) g / |g|, shrunk by the line search
     assert step.outcome == "accepted"
     assert step.cg_iterations == 1 and step.cg_residual == pytest.approx(0.0, abs=1e-12)
@@ -317,10 +340,11 @@ class GradientDirection(TRPOCritic):
 
 def test_an_overridden_solve_is_the_one_used():
     model = make_model("box_4d", cls=GradientDirection, line_search_max_iter=30)
+    assert isinstance(model, GradientDirection)
     collect_rollout(model)
     before = flat_concat(actor_snapshot(model))
     model.train()
-    step = model.last_policy_step
+    step = last_step(model)
     assert step.outcome == "accepted"
     assert (step.cg_iterations, step.cg_residual) == (7, 0.25)  # the override's numbers, logged
     ((g, g_a_g),) = model.solved
@@ -350,10 +374,10 @@ def test_the_hooks_are_used_by_the_recurrent_model():
     trained_once(model)
     (mask,) = masks
     assert mask is not None and mask.dtype == th.bool and int(mask.sum()) == 32
-    assert (model.last_policy_step.outcome, model.last_policy_step.cg_iterations) == ("cg_breakdown", 2)
+    assert (last_step(model).outcome, last_step(model).cg_iterations) == ("cg_breakdown", 2)
 
 
-def test_critic_gradient_is_clipped_to_critic_max_grad_norm():
+def test_critic_gradient_is_clipped_to_critic_max_grad_norm(monkeypatch):
     model = make_model("box_4d", critic_max_grad_norm=1e-3, n_critic_updates=2)
     collect_rollout(model)
     norms = []
@@ -363,7 +387,7 @@ def test_critic_gradient_is_clipped_to_critic_max_grad_norm():
         norms.append(float(th.linalg.vector_norm(th.stack([th.linalg.vector_norm(p.grad) for p in model._critic_params]))))
         return original_step(*args, **kwargs)
 
-    model.policy.optimizer.step = step_and_record
+    monkeypatch.setattr(model.policy.optimizer, "step", step_and_record)
     model.train()
     assert len(norms) == 2 * 512 // 64
     assert max(norms) <= 1e-3 * (1 + 1e-5)  # the raw gradients here are orders of magnitude larger
@@ -375,7 +399,7 @@ def test_line_search_accept_ratio_rejects_a_step_that_ratio_zero_accepts():
     for ratio in (0.0, 0.9):
         # a large region: the full step is far enough for the surrogate to bend away from its linear model
         model = make_model("box_4d", target_kl=2.0, line_search_max_iter=1, line_search_accept_ratio=ratio)
-        history[ratio] = trained_once(model).last_policy_step
+        history[ratio] = last_step(trained_once(model))
     accepted = history[0.0]
     assert accepted.outcome == "accepted"
     achieved = accepted.improvement / accepted.expected_improvement
@@ -409,8 +433,8 @@ def test_a_target_kl_schedule_sets_each_updates_trust_region():
         model.train()
         with th.no_grad():
             kl = float(full_kl(old, model.policy.get_distribution(obs)).mean())
-        step = model.last_policy_step
-        assert model.logger.history["train/target_kl"] == [step.target_kl]
+        step = last_step(model)
+        assert logged_history(model)["train/target_kl"] == [step.target_kl]
         assert step.target_kl == pytest.approx(expected)
         if expected > 0:
             assert step.outcome == "accepted"
@@ -430,4 +454,5 @@ def test_a_target_kl_schedule_is_saved_and_loaded(tmp_path):
     model = make_model("box_4d", target_kl=lambda progress: 0.03 * progress)
     model.save(tmp_path / "model.zip")
     loaded = TRPOCritic.load(tmp_path / "model.zip")
+    assert callable(loaded.target_kl)
     assert loaded.target_kl(0.5) == pytest.approx(0.015)

@@ -27,4 +27,5 @@ def collect_rollout(model: TRPOCritic) -> None:
     """Fill the rollout buffer exactly as ``learn()`` does before calling ``train()``; log to a RecordingLogger."""
     _, callback = model._setup_learn(model.n_steps * model.n_envs, callback=None)
     model.set_logger(RecordingLogger())
+    assert model.env is not None
     assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
