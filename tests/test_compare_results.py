@@ -1,4 +1,5 @@
-"""Result files: the typed record and its versions, the committed version-1 files, permissions, unreadable files."""
+"""Result files: the typed record and its version, the committed files (converted from version 1), version 1 refused,
+permissions, unreadable files."""
 
 import dataclasses
 import json
@@ -12,26 +13,36 @@ import pytest
 
 from sb3_trpo_critic.benchmarks import compare
 from sb3_trpo_critic.benchmarks.report import write_report
-from sb3_trpo_critic.benchmarks.run import RESULT_VERSION, ZOO_RULES, ResultFormatError, RunResult, RunSpec, entry_rule
-from sb3_trpo_critic.benchmarks.sweep import (
+from sb3_trpo_critic.benchmarks.results import (
+    RESULT_VERSION,
+    ZOO_RULES,
+    ResultFormatError,
     ResultStore,
-    SweepSummary,
+    RunResult,
+    RunSpec,
     UnreadableResultWarning,
     is_finished,
-    make_executor,
     read_result,
     result_path,
-    run_sweep,
-    run_unless_finished,
     write_atomically,
 )
+from sb3_trpo_critic.benchmarks.sweep import SweepSummary, make_executor, run_sweep, run_unless_finished
 from sb3_trpo_critic.zoo import load_zoo_hyperparameters
+from sb3_trpo_critic.zoo.hyperparameters import entry_candidates
 
-# Three version-1 result files of benchmarks/results/comparison/, copied: two written before --hyperparams
-# (no "hyperparams_overrides" key), one after; zoo rules "exact" and "mujoco-v4".
-COMMITTED = Path(__file__).resolve().parent / "data" / "version_1"
-V1_CARTPOLE = COMMITTED / "trpo_critic__CartPole-v1__seed0.json"
-V1_HOPPER = COMMITTED / "trpo__Hopper-v5__seed0.json"  # uses rl-zoo3's Hopper-v4 entry
+ROOT = Path(__file__).resolve().parent.parent
+# Three result files of benchmarks/results/comparison/, copied, written in version 1 and converted to version 2 (as
+# every committed version-1 file was): two written before --hyperparams (no "hyperparams_overrides" key, now {}), one
+# after; zoo rules "exact" and "mujoco-v4" (derived from zoo_entry); environment null (version 1 did not record it).
+COMMITTED = ROOT / "tests" / "data" / "version_2"
+CARTPOLE = COMMITTED / "trpo_critic__CartPole-v1__seed0.json"
+HOPPER = COMMITTED / "trpo__Hopper-v5__seed0.json"  # uses rl-zoo3's Hopper-v4 entry
+# The version-1 file CARTPOLE was converted from, as it was committed: version 1 is no longer read.
+V1_CARTPOLE = ROOT / "tests" / "data" / "version_1" / "trpo_critic__CartPole-v1__seed0.json"
+# The committed results folders (benchmarks/results/throughput holds the throughput benchmark's measurements).
+RESULTS_FOLDERS = sorted(
+    path for path in (ROOT / "benchmarks" / "results").iterdir() if path.is_dir() and path.name != "throughput"
+)
 
 
 def never_run(calls):
@@ -42,40 +53,62 @@ def never_run(calls):
     return execute
 
 
-def test_committed_version_1_files_are_version_1():
-    """The files the tests below rely on are version-1 files (of both shapes)."""
+def test_committed_test_files_are_of_the_written_version():
+    """The files the tests below rely on are version-2 files, converted from version 1 (of both shapes)."""
     files = sorted(COMMITTED.glob("*.json"))
     assert len(files) == 3
     versions = {json.loads(path.read_text())["version"] for path in files}
-    assert versions == {1} and RESULT_VERSION != 1
-    shapes = {"hyperparams_overrides" in json.loads(path.read_text()) for path in files}
-    assert shapes == {True, False}  # files written before --hyperparams lack the key
+    assert versions == {RESULT_VERSION} and RESULT_VERSION != 1
+    assert json.loads(V1_CARTPOLE.read_text())["version"] == 1
+    # files written before --hyperparams lacked the key: converted with none
+    assert {json.dumps(json.loads(path.read_text())["hyperparams_overrides"]) for path in files} == {"{}"}
 
 
-def test_version_1_file_is_read_and_counted_as_finished(tmp_path):
-    shutil.copy(V1_CARTPOLE, tmp_path / V1_CARTPOLE.name)
+def test_version_1_file_is_converted_with_the_rule_its_entry_determines():
+    """The conversion of the committed version-1 files: zoo_rule from zoo_entry, environment null, overrides {}."""
+    v1 = json.loads(V1_CARTPOLE.read_text())
+    assert "hyperparams_overrides" not in v1 and "zoo_rule" not in v1 and "environment" not in v1
+    converted = json.loads(CARTPOLE.read_text())
+    assert converted == {**v1, "version": 2, "zoo_rule": "exact", "hyperparams_overrides": {}, "environment": None}
+    assert CARTPOLE.read_text() == json.dumps(converted, indent=1)  # as write_atomically writes it
+
+
+def test_result_file_is_read_and_counted_as_finished(tmp_path):
+    shutil.copy(CARTPOLE, tmp_path / CARTPOLE.name)
     spec = RunSpec("trpo_critic", "CartPole-v1", 0, timesteps=100_000, eval_points=10)
-    assert result_path(tmp_path, spec).name == V1_CARTPOLE.name
+    assert result_path(tmp_path, spec).name == CARTPOLE.name
     assert is_finished(result_path(tmp_path, spec))
     calls: list[RunSpec] = []
     assert run_sweep([spec], tmp_path, executor=never_run(calls)) == SweepSummary(total=1, skipped=1, ran=0, failed=0)
     assert calls == []
-    assert (tmp_path / V1_CARTPOLE.name).read_bytes() == V1_CARTPOLE.read_bytes()  # not rewritten
+    assert (tmp_path / CARTPOLE.name).read_bytes() == CARTPOLE.read_bytes()  # not rewritten
 
 
-def test_version_1_is_converted_on_load():
-    data = json.loads(V1_HOPPER.read_text())
-    result = read_result(V1_HOPPER)
+def test_version_1_file_is_refused_and_run_again(tmp_path):
+    with pytest.raises(ResultFormatError, match=r"result format version 1 is no longer read .*zoo_rule.*reads \(2,\)"):
+        read_result(V1_CARTPOLE)
+    shutil.copy(V1_CARTPOLE, tmp_path / V1_CARTPOLE.name)
+    spec = RunSpec("trpo_critic", "CartPole-v1", 0, timesteps=100_000, eval_points=10)
+    assert result_path(tmp_path, spec).name == V1_CARTPOLE.name
+    assert not is_finished(result_path(tmp_path, spec))
+    calls: list[RunSpec] = []
+    run_sweep([spec], tmp_path, executor=never_run(calls))
+    assert calls == [spec]  # not counted as finished: the sweep runs it
+    with pytest.warns(UnreadableResultWarning, match="version 1 is no longer read"):
+        loaded = ResultStore(tmp_path).load()
+    assert loaded.results == () and [item.path.name for item in loaded.unreadable] == [V1_CARTPOLE.name]
+
+
+def test_converted_file_is_read():
+    data = json.loads(HOPPER.read_text())
+    result = read_result(HOPPER)
     assert result.zoo_entry == "Hopper-v4" and result.zoo_rule == "mujoco-v4"
     assert result.environment is None  # not recorded in version 1
     written = result.to_json()
     assert written["version"] == RESULT_VERSION and written["zoo_rule"] == "mujoco-v4" and written["environment"] is None
-    assert {key: value for key, value in written.items() if key in data and key != "version"} == {
-        key: value for key, value in data.items() if key != "version"
-    }
+    assert written == data
     # a file written before --hyperparams: no overrides
-    without = next(path for path in sorted(COMMITTED.glob("*.json")) if "hyperparams_overrides" not in path.read_text())
-    assert read_result(without).hyperparams_overrides == {}
+    assert read_result(CARTPOLE).hyperparams_overrides == {}
 
 
 def test_every_committed_file_is_read():
@@ -86,8 +119,25 @@ def test_every_committed_file_is_read():
     assert {result.zoo_rule for result in loaded.results} == {"exact", "mujoco-v4"}
 
 
+@pytest.mark.parametrize("folder", RESULTS_FOLDERS, ids=lambda folder: folder.name)
+def test_every_committed_results_folder_is_read(folder):
+    """Every .json file of benchmarks/results/<study>/ is a finished result of this version (none left in version 1),
+    and its zoo rule is the one that chooses its entry."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnreadableResultWarning)
+        loaded = ResultStore(folder).load()
+    assert len(loaded.results) == len(list(folder.glob("*.json"))) > 0 and loaded.unreadable == ()
+    for result in loaded.results:
+        if result.zoo_rule != "constructor-defaults":
+            assert (result.zoo_entry, result.zoo_rule) in entry_candidates(result.env_id), result
+
+
+def test_the_committed_results_folders_are_found():
+    assert {"comparison", "comparison_1m", "recurrent", "tuning", "tuning_1m"} <= {folder.name for folder in RESULTS_FOLDERS}
+
+
 def test_record_round_trips_through_its_file(tmp_path):
-    result = dataclasses.replace(read_result(V1_CARTPOLE), zoo_note="a note")
+    result = dataclasses.replace(read_result(CARTPOLE), zoo_note="a note")
     write_atomically(tmp_path / "x.json", result.to_json())
     assert read_result(tmp_path / "x.json") == result
     data = json.loads((tmp_path / "x.json").read_text())
@@ -96,10 +146,11 @@ def test_record_round_trips_through_its_file(tmp_path):
 
 
 def test_unfinished_unknown_and_malformed_records_are_not_finished(tmp_path):
-    data = json.loads(V1_CARTPOLE.read_text())
+    data = json.loads(CARTPOLE.read_text())
     for name, change, message in [
         ("unfinished", {"finished": False}, "not finished"),
         ("future", {"version": RESULT_VERSION + 1}, "version"),
+        ("version_1", {"version": 1}, "version 1 is no longer read"),
         ("no_version", {"version": None}, "version"),
         ("no_fps", {"fps": None}, "malformed"),
     ]:
@@ -119,22 +170,25 @@ def test_unfinished_unknown_and_malformed_records_are_not_finished(tmp_path):
 
 
 def test_report_names_the_files_it_could_not_read(tmp_path):
-    shutil.copy(V1_CARTPOLE, tmp_path / V1_CARTPOLE.name)
-    (tmp_path / "trpo__CartPole-v1__seed0.json").write_text('{"version": 1, "finished": tr')
-    (tmp_path / "ppo__CartPole-v1__seed0.json").write_text(json.dumps({"version": 1, "finished": False}))
+    shutil.copy(CARTPOLE, tmp_path / CARTPOLE.name)
+    (tmp_path / "trpo__CartPole-v1__seed0.json").write_text('{"version": 2, "finished": tr')
+    (tmp_path / "ppo__CartPole-v1__seed0.json").write_text(json.dumps({"version": RESULT_VERSION, "finished": False}))
+    shutil.copy(V1_CARTPOLE, tmp_path / "trpo_critic__CartPole-v1__seed1.json")
     with pytest.warns(UnreadableResultWarning) as caught:
         report = write_report(tmp_path, tmp_path / "report")
     warned = " ".join(str(warning.message) for warning in caught)
     assert "trpo__CartPole-v1__seed0.json" in warned and "ppo__CartPole-v1__seed0.json" in warned
+    assert "trpo_critic__CartPole-v1__seed1.json" in warned
     text = report.read_text()
     section = text.split("## Result files not read", 1)[1].split("\n## ", 1)[0]
     assert "`trpo__CartPole-v1__seed0.json`: not valid JSON" in section
     assert "`ppo__CartPole-v1__seed0.json`: the run is not finished" in section
+    assert "`trpo_critic__CartPole-v1__seed1.json`: result format version 1 is no longer read" in section
     assert "1 runs from" in text and "| trpo_critic | 1 |" in text
 
 
 def test_report_of_a_folder_without_unreadable_files_has_no_such_section(tmp_path):
-    shutil.copy(V1_CARTPOLE, tmp_path / V1_CARTPOLE.name)
+    shutil.copy(CARTPOLE, tmp_path / CARTPOLE.name)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnreadableResultWarning)
         text = write_report(tmp_path, tmp_path / "report").read_text()
@@ -143,7 +197,7 @@ def test_report_of_a_folder_without_unreadable_files_has_no_such_section(tmp_pat
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077], ids=oct)
 def test_result_files_have_ordinary_permissions(tmp_path, umask):
-    result = read_result(V1_CARTPOLE)
+    result = read_result(CARTPOLE)
     previous = os.umask(umask)
     try:
         path = ResultStore(tmp_path / "runs").write(RunSpec("trpo_critic", "CartPole-v1", 0), result)
@@ -153,22 +207,18 @@ def test_result_files_have_ordinary_permissions(tmp_path, umask):
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
 
 
-def test_entry_rule_names_the_rule_of_select_entry():
-    assert entry_rule("CartPole-v1", "CartPole-v1") == "exact"
-    assert entry_rule("Hopper-v5", "Hopper-v4") == "mujoco-v4"
-    # (the 'atari' rule needs ale-py to register Atari ids: entry_candidates checks the registry)
-    assert entry_rule("FrozenLake-v1", "default") == "default"
-    with pytest.raises(ValueError, match="no entry-selection rule"):
-        entry_rule("Hopper-v5", "Walker2d-v4")
+def test_zoo_rules_are_the_rules_of_select_entry():
     assert set(ZOO_RULES) == {"exact", "mujoco-v4", "atari", "default", "constructor-defaults"}
-    # and agrees with the entries select_entry chooses
-    for algo, env_id, rule in [
-        ("ppo", "CartPole-v1", "exact"),
-        ("ppo", "Hopper-v5", "mujoco-v4"),
-        ("trpo_critic", "FrozenLake-v1", "default"),
+    # (the 'atari' rule needs ale-py to register Atari ids: entry_candidates checks the registry)
+    for algo, env_id, entry, rule in [
+        ("ppo", "CartPole-v1", "CartPole-v1", "exact"),
+        ("ppo", "Hopper-v5", "Hopper-v4", "mujoco-v4"),
+        ("trpo_critic", "FrozenLake-v1", "default", "default"),
     ]:
         zoo = load_zoo_hyperparameters(algo, env_id)
-        assert entry_rule(env_id, zoo.entry) == rule, (algo, env_id)
+        assert (zoo.entry, zoo.rule) == (entry, rule), (algo, env_id)
+        assert (entry, rule) in entry_candidates(env_id)
+    assert ("Walker2d-v4", "mujoco-v4") not in entry_candidates("Hopper-v5")
 
 
 def test_one_way_to_choose_the_executor():
@@ -188,8 +238,8 @@ def test_command_line_subcommands(tmp_path, capsys):
         assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "argument --seeds: must be >= 1, got 0" in err and "--hyperparams takes KEY:VALUE, got 'n_envs=8'" in err
-    # `report` reads version-1 files; `run` with or without the subcommand skips them as finished
-    shutil.copy(V1_CARTPOLE, tmp_path / V1_CARTPOLE.name)
+    # `report` reads result files; `run` with or without the subcommand skips them as finished
+    shutil.copy(CARTPOLE, tmp_path / CARTPOLE.name)
     run = ["--algos", "trpo_critic", "--envs", "CartPole-v1", "--seeds", "1", "--out", str(tmp_path)]
     run += ["--timesteps", "512", "--eval-points", "1", "--eval-episodes", "1"]  # cheap, should it run
     for argv in (run, ["run", *run]):
@@ -227,14 +277,14 @@ def test_run_unless_finished_runs_only_when_the_file_is_not_finished(tmp_path):
 
     def run(spec: RunSpec) -> RunResult:
         calls.append(spec)
-        return read_result(V1_HOPPER)
+        return read_result(HOPPER)
 
-    assert run_unless_finished(run, tmp_path, spec) == read_result(V1_HOPPER)  # no file
+    assert run_unless_finished(run, tmp_path, spec) == read_result(HOPPER)  # no file
     result_path(tmp_path, spec).write_text('{"version": 2, "finished": tr')
-    assert run_unless_finished(run, tmp_path, spec) == read_result(V1_HOPPER)  # not a finished result
+    assert run_unless_finished(run, tmp_path, spec) == read_result(HOPPER)  # not a finished result
     assert calls == [spec, spec]
-    shutil.copy(V1_CARTPOLE, result_path(tmp_path, spec))
-    assert run_unless_finished(run, tmp_path, spec) == read_result(V1_CARTPOLE)  # finished: not run
+    shutil.copy(CARTPOLE, result_path(tmp_path, spec))
+    assert run_unless_finished(run, tmp_path, spec) == read_result(CARTPOLE)  # finished: not run
     assert calls == [spec, spec]
 
 
@@ -243,8 +293,8 @@ def another_sweep_finishes_the_second_run(spec: RunSpec) -> RunResult:
     out = Path(os.environ["SB3_TRPO_CRITIC_TEST_OUT"])
     (out / f"{spec.name}.ran").touch()
     if spec == CARTPOLE_SPECS[0]:
-        shutil.copy(V1_HOPPER, result_path(out, CARTPOLE_SPECS[1]))
-    return read_result(V1_CARTPOLE)
+        shutil.copy(HOPPER, result_path(out, CARTPOLE_SPECS[1]))
+    return read_result(CARTPOLE)
 
 
 def test_a_run_that_another_sweep_finished_meanwhile_is_not_run(tmp_path, monkeypatch):
@@ -252,7 +302,7 @@ def test_a_run_that_another_sweep_finished_meanwhile_is_not_run(tmp_path, monkey
     summary = run_sweep(CARTPOLE_SPECS, tmp_path, workers=1, run=another_sweep_finishes_the_second_run)
     assert summary == SweepSummary(total=2, skipped=1, ran=1, failed=0)
     assert sorted(path.name for path in tmp_path.glob("*.ran")) == [f"{CARTPOLE_SPECS[0].name}.ran"]
-    assert result_path(tmp_path, CARTPOLE_SPECS[1]).read_bytes() == V1_HOPPER.read_bytes()  # the other sweep's file
+    assert result_path(tmp_path, CARTPOLE_SPECS[1]).read_bytes() == HOPPER.read_bytes()  # the other sweep's file
 
 
 def test_a_result_is_not_written_over_the_file_another_sweep_finished_meanwhile(tmp_path):
@@ -260,20 +310,20 @@ def test_a_result_is_not_written_over_the_file_another_sweep_finished_meanwhile(
 
     def both_sweeps_run_it(specs):
         for spec in specs:
-            result = read_result(V1_HOPPER)
-            shutil.copy(V1_CARTPOLE, result_path(tmp_path, spec))  # the other sweep's run ended first
+            result = read_result(HOPPER)
+            shutil.copy(CARTPOLE, result_path(tmp_path, spec))  # the other sweep's run ended first
             yield spec, result
 
     summary = run_sweep([spec], tmp_path, executor=both_sweeps_run_it)
     assert summary == SweepSummary(total=1, skipped=1, ran=0, failed=0)
-    assert result_path(tmp_path, spec).read_bytes() == V1_CARTPOLE.read_bytes()
+    assert result_path(tmp_path, spec).read_bytes() == CARTPOLE.read_bytes()
 
 
 def test_report_names_a_relative_results_folder_as_given(tmp_path, monkeypatch):
     """A reader (and tests/test_results_held.py) finds the files from where the command ran."""
     folder = tmp_path / "benchmarks" / "results" / "study"
     folder.mkdir(parents=True)
-    shutil.copy(V1_CARTPOLE, folder / V1_CARTPOLE.name)
+    shutil.copy(CARTPOLE, folder / CARTPOLE.name)
     monkeypatch.chdir(tmp_path)
     relative = write_report(Path("benchmarks/results/study"), tmp_path / "relative").read_text()
     assert relative.splitlines()[2].startswith("1 runs from `benchmarks/results/study/`.")

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from sb3_trpo_critic.benchmarks.run import RunSpec
-from sb3_trpo_critic.benchmarks.sweep import RunFailure, SweepSummary, local_executor, read_result, run_sweep
+from sb3_trpo_critic.benchmarks.results import RunSpec, read_result
+from sb3_trpo_critic.benchmarks.sweep import RunFailure, SweepSummary, local_executor, run_sweep
 
 # Every test here starts worker processes (a spawned pool, or the command line in a subprocess).
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-V1_RESULT = ROOT / "tests" / "data" / "version_1" / "trpo_critic__CartPole-v1__seed0.json"
+RESULT = ROOT / "tests" / "data" / "version_2" / "trpo_critic__CartPole-v1__seed0.json"
 MARKERS = "SB3_TRPO_CRITIC_TEST_MARKERS"
 
 
@@ -36,7 +36,7 @@ def canned_run(spec):
     """Seed 0 fails; other seeds return a committed result, relabelled."""
     if spec.seed == 0:
         raise RuntimeError(f"no result for {spec.name}")
-    return dataclasses.replace(read_result(V1_RESULT), seed=spec.seed)
+    return dataclasses.replace(read_result(RESULT), seed=spec.seed)
 
 
 def test_local_pool_returns_results_and_reports_failures(tmp_path, capsys):
@@ -45,7 +45,7 @@ def test_local_pool_returns_results_and_reports_failures(tmp_path, capsys):
     assert isinstance(outcomes[0], RunFailure)
     assert str(outcomes[0]) == "RuntimeError: no result for trpo_critic__CartPole-v1__seed0"
     assert "in canned_run" in outcomes[0].details  # the worker's traceback
-    assert outcomes[1] == dataclasses.replace(read_result(V1_RESULT), seed=1)
+    assert outcomes[1] == dataclasses.replace(read_result(RESULT), seed=1)
 
     summary = run_sweep(specs, tmp_path, workers=2, run=canned_run)
     assert summary == SweepSummary(total=2, skipped=0, ran=1, failed=1)

@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from sb3_trpo_critic.benchmarks.report import write_report
-from sb3_trpo_critic.benchmarks.run import RunFunction, RunSpec, parse_hyperparams, run_one
-from sb3_trpo_critic.benchmarks.sweep import BACKENDS, Terminated, is_finished, result_path, run_sweep
+from sb3_trpo_critic.benchmarks.results import RunSpec, is_finished, result_path
+from sb3_trpo_critic.benchmarks.run import RunFunction, parse_hyperparams, run_one
+from sb3_trpo_critic.benchmarks.sweep import BACKENDS, Terminated, run_sweep
 
 __all__ = [
     "RunSpec",

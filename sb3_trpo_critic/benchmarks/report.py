@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_trpo_critic.benchmarks.run import RunResult
-from sb3_trpo_critic.benchmarks.sweep import LoadedResults, ResultStore
+from sb3_trpo_critic.benchmarks.results import LoadedResults, ResultStore, RunResult
 
 
 def load_results(folder: Path) -> LoadedResults:
@@ -17,7 +16,7 @@ def load_results(folder: Path) -> LoadedResults:
     The finished results of a folder, and the files that are not (each named in a warning).
 
     :param folder: A results folder
-    :return: See :meth:`ResultStore.load <sb3_trpo_critic.benchmarks.sweep.ResultStore.load>`
+    :return: See :meth:`ResultStore.load <sb3_trpo_critic.benchmarks.results.ResultStore.load>`
     """
     return ResultStore(folder).load()
 

@@ -1,8 +1,9 @@
-"""A resumable sweep: the result store (one file per run), the executors (a local process pool or Ray), and the sweep.
+"""A resumable sweep: the executors (a local process pool or Ray), and the sweep.
 
-Each run's result is written atomically to ``{out}/{spec.name}.json`` as it arrives; a run whose
-file holds a finished result (:meth:`~sb3_trpo_critic.benchmarks.run.RunResult.from_json` reads
-it) is skipped when the sweep is run again. Several sweeps may share a folder: each checks a run's
+Each run's result is written atomically to ``{out}/{spec.name}.json`` as it arrives, in the result
+store of :mod:`sb3_trpo_critic.benchmarks.results`; a run whose file holds a finished result
+(:meth:`~sb3_trpo_critic.benchmarks.results.RunResult.from_json` reads it) is skipped when the
+sweep is run again. Several sweeps may share a folder: each checks a run's
 file again just before the run starts and when its result arrives, and never runs or overwrites a
 run that another sweep finished meanwhile. SIGTERM, like SIGINT, interrupts a sweep: the worker
 processes are terminated, the finished results are kept, and :class:`KeyboardInterrupt` (for
@@ -13,22 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import multiprocessing
-import os
-import secrets
 import signal
 import sys
 import threading
 import traceback
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sb3_trpo_critic.benchmarks.run import ResultFormatError, RunFunction, RunResult, RunSpec, run_one
+from sb3_trpo_critic.benchmarks.results import ResultFormatError, ResultStore, RunResult, RunSpec, read_result, result_path
+from sb3_trpo_critic.benchmarks.run import RunFunction, run_one
 
 #: What an executor yields for a run: its result, or the error that ended it.
 Outcome = RunResult | BaseException
@@ -36,171 +34,6 @@ Outcome = RunResult | BaseException
 Executor = Callable[[Sequence[RunSpec]], Iterable[tuple[RunSpec, Outcome]]]
 #: The executors :func:`make_executor` chooses from.
 BACKENDS = ("local", "ray")
-
-# ----------------------------------------------------------------------------------------------
-# Result store
-# ----------------------------------------------------------------------------------------------
-
-
-class UnreadableResultWarning(UserWarning):
-    """A file of a results folder is not a finished result: it is left out of the report."""
-
-
-@dataclass(frozen=True)
-class UnreadableResult:
-    """
-    A ``.json`` file of a results folder that is not a finished result.
-
-    :param path: The file
-    :param reason: Why it was not read
-    """
-
-    path: Path
-    reason: str
-
-
-@dataclass(frozen=True)
-class LoadedResults:
-    """
-    The content of a results folder.
-
-    :param results: The finished results, in the order of their file names
-    :param unreadable: The other ``.json`` files, in the order of their names
-    """
-
-    results: tuple[RunResult, ...]
-    unreadable: tuple[UnreadableResult, ...]
-
-
-def result_path(out: Path, spec: RunSpec) -> Path:
-    """:return: The result file of ``spec`` in the folder ``out``"""
-    return out / f"{spec.name}.json"
-
-
-def read_result(path: Path) -> RunResult:
-    """
-    Read a result file.
-
-    :param path: The file
-    :return: Its result
-    :raises OSError: if the file cannot be read
-    :raises ResultFormatError: if it is not JSON, or not a finished result of a readable version
-    """
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw)
-    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
-        raise ResultFormatError(f"not valid JSON: {error}") from None
-    return RunResult.from_json(data)
-
-
-def is_finished(path: Path) -> bool:
-    """
-    Whether ``path`` holds a finished result (a partial write never does: writes are atomic).
-
-    :param path: A result file, which may not exist
-    :return: Whether :func:`read_result` reads it
-    """
-    try:
-        read_result(path)
-    except (OSError, ResultFormatError):
-        return False
-    return True
-
-
-def run_unless_finished(run: RunFunction, out: Path, spec: RunSpec) -> RunResult:
-    """
-    Run ``spec``, unless its result file in ``out`` is finished by now: another sweep on the same folder
-    may have finished it since this sweep listed its runs. Called by the worker just before the run starts.
-
-    :param run: The function that runs one spec
-    :param out: The results folder
-    :param spec: The run
-    :return: The result in the file, if finished; else the result of ``run(spec)``
-    """
-    try:
-        return read_result(result_path(out, spec))
-    except (OSError, ResultFormatError):  # no file, or not a finished result: run it
-        return run(spec)
-
-
-def write_atomically(path: Path, data: Mapping[str, Any]) -> None:
-    """
-    Write JSON to a temporary file in the same folder, then rename it over ``path``.
-
-    The file gets the permissions of an ordinary new file: ``0o644`` minus the process's umask.
-
-    :param path: The file to write
-    :param data: The JSON
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=1)
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    # os.open applies the umask to the mode, as open() does for a new file (tempfile's files are 0o600).
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    renamed = False
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        renamed = True
-    finally:
-        if not renamed:
-            temporary.unlink(missing_ok=True)
-
-
-class ResultStore:
-    """
-    A folder of result files, one per run, named after the run (:func:`result_path`).
-
-    :param folder: The folder (created on the first write)
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def path(self, spec: RunSpec) -> Path:
-        """:return: The result file of ``spec``"""
-        return result_path(self.folder, spec)
-
-    def is_finished(self, spec: RunSpec) -> bool:
-        """:return: Whether ``spec``'s file holds a finished result"""
-        return is_finished(self.path(spec))
-
-    def write(self, spec: RunSpec, result: RunResult) -> Path:
-        """
-        Write ``spec``'s result atomically.
-
-        :return: The file written
-        """
-        path = self.path(spec)
-        write_atomically(path, result.to_json())
-        return path
-
-    def load(self) -> LoadedResults:
-        """
-        Read every ``*.json`` file of the folder; warn (:class:`UnreadableResultWarning`) about each that is not a
-        finished result.
-
-        :return: The finished results, and the other files with the reason each was not read
-        """
-        results = []
-        unreadable = []
-        for path in sorted(self.folder.glob("*.json")):
-            try:
-                results.append(read_result(path))
-            except OSError as error:
-                reason = f"cannot read it: {error.strerror or error}"
-            except ResultFormatError as error:
-                reason = str(error)
-            else:
-                continue
-            unreadable.append(UnreadableResult(path, reason))
-            warnings.warn(f"{path}: not a finished result, left out ({reason})", UnreadableResultWarning, stacklevel=2)
-        return LoadedResults(tuple(results), tuple(unreadable))
-
 
 # ----------------------------------------------------------------------------------------------
 # Executors
@@ -407,6 +240,22 @@ def _report_failure(spec: RunSpec, error: BaseException) -> None:
     print(f"run {spec.name} failed: {described}", file=sys.stderr)
     if isinstance(error, RunFailure):
         print(error.details, file=sys.stderr)
+
+
+def run_unless_finished(run: RunFunction, out: Path, spec: RunSpec) -> RunResult:
+    """
+    Run ``spec``, unless its result file in ``out`` is finished by now: another sweep on the same folder
+    may have finished it since this sweep listed its runs. Called by the worker just before the run starts.
+
+    :param run: The function that runs one spec
+    :param out: The results folder
+    :param spec: The run
+    :return: The result in the file, if finished; else the result of ``run(spec)``
+    """
+    try:
+        return read_result(result_path(out, spec))
+    except (OSError, ResultFormatError):  # no file, or not a finished result: run it
+        return run(spec)
 
 
 def run_sweep(
