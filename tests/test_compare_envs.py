@@ -126,3 +126,28 @@ def test_runner_passes_the_entrys_callbacks_to_learn(wrapped_run):
     assert training_starts == 1
     assert steps == result.timesteps // result.environment.n_envs  # called at every step of the vec env
     assert result.environment.callbacks == ("CountingCallback",)
+
+
+def test_build_training_loads_the_entry_or_the_defaults_and_builds_the_model():
+    """The one model builder of the comparison runner and the throughput benchmark."""
+    import torch as th
+
+    from sb3_trpo_critic.benchmarks.run import build_training
+
+    threads = th.get_num_threads()
+    try:
+        spec = RunSpec("trpo_critic", "CartPole-v1", 3, threads=3, hyperparams=(("n_envs", 4), ("frame_stack", 2)))
+        zoo, env, model = build_training(spec, device="cpu", tensorboard_log="tb")  # arguments beside the entry's
+        assert th.get_num_threads() == 3
+        assert (zoo.entry, zoo.rule, zoo.n_envs, zoo.raw["n_envs"]) == ("CartPole-v1", "exact", 4, 4)
+        assert model.env is env and env.num_envs == model.n_envs == 4 and model.device.type == "cpu"
+        assert model.tensorboard_log == "tb"
+        assert vec_env_classes(env) == ("VecFrameStack", "DummyVecEnv") and model.seed == 3
+        assert model.n_steps == zoo.model_kwargs["n_steps"] and model.verbose == 0
+        env.close()
+        zoo, env, model = build_training(RunSpec("ppo", "Pendulum-v1", 0, defaults=True))
+        assert (zoo.entry, zoo.rule, model.n_envs, model.n_steps) == ("", "constructor-defaults", 1, 2048)
+        assert vec_env_classes(env) == ("DummyVecEnv",)
+        env.close()
+    finally:
+        th.set_num_threads(threads)

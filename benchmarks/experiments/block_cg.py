@@ -15,16 +15,37 @@ About 13 s per captured update to build F, plus the training (150 updates: about
 
 import argparse
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch as th
 from jacobi_cg import preconditioned_cg  # the script beside this one (its directory is on sys.path when run)
 
-import sb3_trpo_critic.trpo_critic as trpo_critic_module
 from sb3_trpo_critic import TRPOCritic
 from sb3_trpo_critic.benchmarks.update_cost import build
+from sb3_trpo_critic.trust_region import CGResult
 
 Preconditioner = Callable[[th.Tensor], th.Tensor]
+
+
+class CapturingTRPOCritic(TRPOCritic):
+    """
+    TRPOCritic that keeps the linear system of the chosen updates (1-based): the damped Fisher F + lambda I, built from
+    one Fisher-vector product per actor parameter, and the policy gradient g, both in float64. The solve is unchanged.
+    """
+
+    def __init__(self, *args: Any, capture: Iterable[int] = (), **kwargs: Any) -> None:
+        self.capture = set(capture)
+        self.solves = 0
+        self.systems: list[tuple[int, th.Tensor, th.Tensor]] = []
+        super().__init__(*args, **kwargs)
+
+    def _solve(self, fisher_vector_product: Callable[[th.Tensor], th.Tensor], gradient: th.Tensor) -> CGResult:
+        self.solves += 1
+        if self.solves in self.capture:
+            columns = [fisher_vector_product(e) for e in th.eye(gradient.numel())]
+            self.systems.append((self.solves, th.stack(columns).double(), gradient.double().clone()))
+        return super()._solve(fisher_vector_product, gradient)
 
 
 def block_preconditioner(matrix: th.Tensor, sizes: list[int]) -> Preconditioner:
@@ -45,19 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)
 
-    systems: list[tuple[int, th.Tensor, th.Tensor]] = []
-    solve = trpo_critic_module.conjugate_gradient
-    calls = [0]
-
-    def capturing_cg(product, b, max_iter, residual_tol):
-        calls[0] += 1
-        if calls[0] in args.updates:
-            columns = [product(e) for e in th.eye(b.numel())]
-            systems.append((calls[0], th.stack(columns).double(), b.double().clone()))
-        return solve(product, b, max_iter, residual_tol)
-
-    trpo_critic_module.conjugate_gradient = capturing_cg
-    model = build(TRPOCritic, args.env, seed=0)
+    model = build(CapturingTRPOCritic, args.env, seed=0, extra={"capture": args.updates})
     model.learn(max(args.updates) * model.n_steps * model.n_envs)
     sizes = [p.numel() for p in model._actor_params]
 
@@ -66,7 +75,7 @@ def main() -> None:
         f"{'update':>6s} {'cond':>6s} {'preconditioner':>15s} {'products':>9s} {'err@12':>8s} {'err@25':>8s}"
         f" {'F-err@12':>9s} {'F-err@25':>9s}"
     )
-    for update, matrix, g in systems:
+    for update, matrix, g in model.systems:
         matrix = (matrix + matrix.T) / 2
         exact = th.linalg.solve(matrix, g)
         eigenvalues = th.linalg.eigvalsh(matrix)

@@ -10,9 +10,9 @@ over all states). Both products agree to float32 rounding (printed).
     python benchmarks/experiments/mlp_fvp.py update-cost --env HalfCheetah-v5 --repetitions 15 --threads 1
 
 ``micro``: per-product times on 2048 states (the update-cost rollout: 2 x 1024 steps, 17 -> 64 -> 64 -> 6, tanh).
-``update-cost``: the update-cost benchmark (its arguments), with the hand product patched into TRPOCritic only
-for MLP actors with tanh activations (the benchmark's ``MlpPolicy``); compare with the plain benchmark run
-right before or after it.
+``update-cost``: the update-cost benchmark (its arguments), with TRPOCritic replaced by a subclass whose
+Fisher-vector product (``_fisher_vector_product``) is the hand product, for MLP actors with tanh activations only
+(the benchmark's ``MlpPolicy``); compare with the plain benchmark run right before or after it.
 """
 
 import sys
@@ -20,11 +20,10 @@ import time
 from collections.abc import Callable
 
 import torch as th
-from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.distributions import DiagGaussianDistribution, Distribution
 from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 
-import sb3_trpo_critic.trpo_critic as trpo_critic_module
 from sb3_trpo_critic import TRPOCritic
 from sb3_trpo_critic.benchmarks import update_cost
 from sb3_trpo_critic.trust_region import make_fisher_vector_product
@@ -109,28 +108,27 @@ def micro() -> None:
     print(f"its matrix products alone:        {floor:.3f} ms (the floor of an exact product on all states)")
 
 
-def patched_update_cost() -> None:
-    """update_cost.main() with the hand product for TRPOCritic (MLP actor, tanh hidden layers, diagonal Gaussian)."""
-    observations: dict[str, object] = {}
-    original_distribution = TRPOCritic._action_distribution
+class HandProductTRPOCritic(TRPOCritic):
+    """TRPOCritic with the hand-written product (MLP actor, tanh hidden layers, diagonal Gaussian, every state)."""
 
-    def remember_observations(self, rollout):
-        observations["model"], observations["obs"] = self, rollout.observations
-        return original_distribution(self, rollout)
+    def _policy_step(self, rollout):
+        self._step_observations = rollout.observations  # the states of the product (sub_sampling_factor 1)
+        return super()._policy_step(rollout)
 
-    def product_factory(distribution, params, damping, mask=None):
-        policy = observations["model"].policy
+    def _fisher_vector_product(self, distribution: Distribution, mask: th.Tensor | None) -> Callable[[th.Tensor], th.Tensor]:
+        policy = self.policy
         modules = list(policy.mlp_extractor.policy_net)
-        assert all(isinstance(m, (nn.Linear, nn.Tanh)) for m in modules) and mask is None
-        features = policy.features_extractor(preprocess_obs(observations["obs"], policy.observation_space))
+        assert all(isinstance(m, (nn.Linear, nn.Tanh)) for m in modules) and mask is None and self.sub_sampling_factor == 1
+        features = policy.features_extractor(preprocess_obs(self._step_observations, policy.observation_space))
         hidden = [m for m in modules if isinstance(m, nn.Linear)]
-        return hand_fisher_vector_product(features, hidden, policy.action_net, policy.log_std, damping)
+        return hand_fisher_vector_product(features, hidden, policy.action_net, policy.log_std, self.cg_damping)
 
-    TRPOCritic._action_distribution = remember_observations
-    trpo_critic_module.make_fisher_vector_product = product_factory
-    update_cost.main()
+
+def hand_product_update_cost(argv: list[str]) -> None:
+    """update_cost.main() with :class:`HandProductTRPOCritic` in place of TRPOCritic."""
+    update_cost.main(argv, trpo_critic_class=HandProductTRPOCritic)
 
 
 if __name__ == "__main__":
-    command = sys.argv.pop(1) if len(sys.argv) > 1 else "micro"
-    micro() if command == "micro" else patched_update_cost()
+    command, *arguments = sys.argv[1:] or ["micro"]
+    micro() if command == "micro" else hand_product_update_cost(arguments)

@@ -1,4 +1,4 @@
-"""One run of a comparison: running it (:func:`run_one`).
+"""One run of a comparison: building its model (:func:`build_training`) and running it (:func:`run_one`).
 
 What to run (:class:`~sb3_trpo_critic.benchmarks.results.RunSpec`) and its result
 (:class:`~sb3_trpo_critic.benchmarks.results.RunResult`) are the records of
@@ -12,18 +12,26 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sb3_trpo_critic.benchmarks.results import Curve, EnvironmentRecord, Machine, RunResult, RunSpec
 
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
-def parse_hyperparams(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    from sb3_trpo_critic.zoo.hyperparameters import ZooHyperparameters
+
+
+def parse_hyperparams(items: Sequence[str], option: str = "--hyperparams") -> tuple[tuple[str, Any], ...]:
     """
-    ``KEY:VALUE`` strings to (key, value) pairs, as rl-zoo3's ``--hyperparams``.
+    ``KEY:VALUE`` strings to (key, value) pairs, as rl-zoo3's ``--hyperparams``: the one syntax of the
+    benchmarks' changes to a zoo entry (the comparison runner's and ``update_cost``'s ``--hyperparams``,
+    the throughput benchmark's ``--variant``).
 
     :param items: ``KEY:VALUE`` strings; the value is a Python literal (``8``, ``1e-3``, ``True``) or
         else the string itself, which rl-zoo3's preprocessing evaluates where the file's entries are
         evaluated (``policy_kwargs``)
+    :param option: The command-line option named in the error
     :return: The pairs, in order
     :raises ValueError: for an item without ``:`` or without a key
     """
@@ -31,7 +39,7 @@ def parse_hyperparams(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
     for item in items:
         key, separator, text = item.partition(":")
         if not separator or not key:
-            raise ValueError(f"--hyperparams takes KEY:VALUE, got {item!r}")
+            raise ValueError(f"{option} takes KEY:VALUE, got {item!r}")
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -60,24 +68,36 @@ def describe(value: Any) -> Any:
 RunFunction = Callable[[RunSpec], RunResult]
 
 
-def run_one(spec: RunSpec) -> RunResult:
+class Training(NamedTuple):
+    """A model ready to train (:func:`build_training`)."""
+
+    #: the hyperparameters it was built with
+    zoo: ZooHyperparameters
+    #: its training environment
+    env: VecEnv
+    #: the model, on ``env``
+    model: Any
+
+
+def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
     """
-    Train and evaluate one (algo, env, seed) with the zoo entry (or the constructor defaults); nothing is written here.
+    The hyperparameters, training environment and model of one run; used by :func:`run_one` and by the
+    throughput benchmark (:mod:`sb3_trpo_critic.benchmarks.throughput`).
 
-    The training and evaluation environments are built by
-    :func:`sb3_trpo_critic.zoo.envs.make_zoo_vec_env` (as rl-zoo3 builds them for the entry:
-    wrappers, ``VecNormalize``, frame stacking), and the entry's callbacks are passed to
-    ``learn()``. The evaluation is deterministic, with the training ``VecNormalize`` statistics
-    synced, at step 0, every ``timesteps / eval_points`` steps and at the end.
+    Sets torch's threads to ``spec.threads`` and registers ``trpo_critic`` with rl-zoo3; loads the zoo
+    entry of ``(spec.algo, spec.env_id)`` (:func:`~sb3_trpo_critic.zoo.load_zoo_hyperparameters`), or the
+    constructor defaults when ``spec.defaults`` is set
+    (:func:`~sb3_trpo_critic.zoo.hyperparameters.constructor_defaults`), with ``spec.hyperparams``
+    replacing its keys; builds the training environment as rl-zoo3 builds it for the entry
+    (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`, seeded with ``spec.seed``) and the model,
+    ``ALGOS[spec.algo](policy, env, seed=spec.seed, verbose=0, **model_arguments, **the entry's arguments)``.
 
-    :param spec: The run
-    :return: Its result
+    :param spec: The run (its ``timesteps``, ``eval_points`` and ``eval_episodes`` are not used here)
+    :param model_arguments: Further constructor arguments, not in the entry (e.g. ``device="cpu"``)
+    :return: The hyperparameters, the environment and the model
     """
     import torch as th
     from rl_zoo3.utils import ALGOS
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.vec_env import sync_envs_normalization
 
     from sb3_trpo_critic.zoo import load_zoo_hyperparameters, register
     from sb3_trpo_critic.zoo.envs import make_zoo_vec_env
@@ -87,10 +107,34 @@ def run_one(spec: RunSpec) -> RunResult:
     register()
     load = constructor_defaults if spec.defaults else load_zoo_hyperparameters
     zoo = load(spec.algo, spec.env_id, dict(spec.hyperparams))
-    timesteps = spec.timesteps or zoo.n_timesteps
     env = make_zoo_vec_env(zoo, spec.seed)
+    model = ALGOS[spec.algo](zoo.policy, env, seed=spec.seed, verbose=0, **model_arguments, **zoo.model_kwargs)
+    return Training(zoo, env, model)
+
+
+def run_one(spec: RunSpec) -> RunResult:
+    """
+    Train and evaluate one (algo, env, seed) with the zoo entry (or the constructor defaults); nothing is written here.
+
+    The model and its training environment are built by :func:`build_training`; the evaluation
+    environment, like the training one, by :func:`sb3_trpo_critic.zoo.envs.make_zoo_vec_env` (as
+    rl-zoo3 builds them for the entry: wrappers, ``VecNormalize``, frame stacking), and the entry's
+    callbacks are passed to ``learn()``. The evaluation is deterministic, with the training
+    ``VecNormalize`` statistics synced, at step 0, every ``timesteps / eval_points`` steps and at the end.
+
+    :param spec: The run
+    :return: Its result
+    """
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import sync_envs_normalization
+
+    from sb3_trpo_critic.zoo.envs import make_zoo_vec_env
+
+    zoo, env, model = build_training(spec)
+    timesteps = spec.timesteps or zoo.n_timesteps
     eval_env = make_zoo_vec_env(zoo, spec.seed + 10_000, eval_env=True)
-    model: Any = ALGOS[spec.algo](zoo.policy, env, seed=spec.seed, verbose=0, **zoo.model_kwargs)
 
     # Time spent in train(), by wrapping the bound method.
     train_seconds = [0.0]

@@ -12,14 +12,17 @@ gives the median over rounds and how many times faster the first algorithm is th
     python -m sb3_trpo_critic.benchmarks.throughput --envs HalfCheetah-v5 Hopper-v5 Walker2d-v5 \\
         --algos trpo_critic trpo ppo --timesteps 20480 --rounds 3 --threads 2
 
-An algorithm may carry changes to its entry, in brackets, to compare variants side by side:
-``"trpo_critic[n_envs=8,n_steps=256]"`` (values are Python literals; as rl-zoo3's ``--hyperparams``).
+A variant of an algorithm, with keys of its entry replaced, is measured beside the others (interleaved in the
+same rounds) with ``--variant ALGO KEY:VALUE ...``, written as rl-zoo3's and the comparison runner's
+``--hyperparams``; it is labelled with its words (``trpo_critic n_envs:8 n_steps:256``)::
+
+    python -m sb3_trpo_critic.benchmarks.throughput --envs HalfCheetah-v5 --algos trpo_critic trpo \\
+        --variant trpo_critic n_envs:8 n_steps:256
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import multiprocessing
 import statistics
@@ -29,6 +32,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from sb3_trpo_critic.benchmarks.results import RunSpec
+from sb3_trpo_critic.benchmarks.run import build_training, parse_hyperparams
 
 
 @dataclass(frozen=True)
@@ -40,23 +46,23 @@ class Variant:
     overrides: tuple[tuple[str, Any], ...] = ()
 
 
-def parse_variant(text: str) -> Variant:
-    """``algo`` or ``algo[key=value,...]`` to a :class:`Variant` (values are Python literals)."""
-    algo, bracket, rest = text.partition("[")
-    if not bracket:
-        return Variant(text, text)
-    if not rest.endswith("]"):
-        raise ValueError(f"expected ALGO[KEY=VALUE,...], got {text!r}")
-    overrides = []
-    for item in filter(None, rest[:-1].split(",")):
-        key, equals, value = item.partition("=")
-        if not equals:
-            raise ValueError(f"expected KEY=VALUE in {text!r}, got {item!r}")
-        try:
-            overrides.append((key.strip(), ast.literal_eval(value.strip())))
-        except (ValueError, SyntaxError):
-            raise ValueError(f"{item!r} in {text!r}: the value is not a Python literal") from None
-    return Variant(text, algo, tuple(overrides))
+def parse_variant(words: Sequence[str]) -> Variant:
+    """
+    ``ALGO [KEY:VALUE ...]`` (the words of ``--variant``, or one of ``--algos``) to a :class:`Variant`,
+    labelled with its words joined by spaces.
+
+    :param words: The algorithm, then ``KEY:VALUE`` changes to its entry
+        (:func:`~sb3_trpo_critic.benchmarks.run.parse_hyperparams`)
+    :return: The variant
+    :raises ValueError: without an algorithm, for an algorithm written with brackets or ``:``, or for a change
+        that is not ``KEY:VALUE``
+    """
+    if not words:
+        raise ValueError("expected ALGO [KEY:VALUE ...], got nothing")
+    algo, *changes = words
+    if "[" in algo or ":" in algo:
+        raise ValueError(f"expected an algorithm, got {algo!r}: changes to its entry are written --variant ALGO KEY:VALUE ...")
+    return Variant(" ".join(words), algo, parse_hyperparams(changes, option=f"--variant {algo}"))
 
 
 @dataclass(frozen=True)
@@ -82,17 +88,8 @@ class Measurement:
 
 def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: int, threads: int) -> Measurement:
     """Train one algorithm from its zoo entry and time its phases (run in a fresh process)."""
-    import torch as th
-    from rl_zoo3.utils import ALGOS
-
-    from sb3_trpo_critic.zoo import load_zoo_hyperparameters, register
-    from sb3_trpo_critic.zoo.envs import make_zoo_vec_env
-
-    th.set_num_threads(threads)
-    register()
-    zoo = load_zoo_hyperparameters(variant.algo, env_id, dict(variant.overrides))
-    env = make_zoo_vec_env(zoo, seed)
-    model: Any = ALGOS[variant.algo](zoo.policy, env, seed=seed, verbose=0, device="cpu", **zoo.model_kwargs)
+    spec = RunSpec(variant.algo, env_id, seed, timesteps=timesteps, threads=threads, hyperparams=variant.overrides)
+    _, env, model = build_training(spec, device="cpu")
     clock = {"rollout": 0.0, "train": 0.0}
 
     def timed(name: str, method: Any) -> Any:
@@ -160,7 +157,16 @@ def summarize(measurements: Sequence[Measurement], variants: Sequence[Variant]) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
-    parser.add_argument("--algos", nargs="+", default=["trpo_critic", "trpo", "ppo"], help="ALGO or ALGO[KEY=VALUE,...]")
+    parser.add_argument("--algos", nargs="+", default=["trpo_critic", "trpo", "ppo"])
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("ALGO", "KEY:VALUE"),
+        help="also measure ALGO with these keys of its entry replaced (after --algos; repeatable), "
+        "e.g. --variant trpo_critic n_envs:8 n_steps:256",
+    )
     parser.add_argument("--timesteps", type=int, default=20_480, help="env steps per training")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each training")
@@ -168,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON here")
     args = parser.parse_args(argv)
     try:
-        variants = [parse_variant(text) for text in args.algos]
+        variants = [parse_variant([algo]) for algo in args.algos] + [parse_variant(words) for words in args.variant]
     except ValueError as error:
         parser.error(str(error))
     for name in ("timesteps", "rounds", "threads"):

@@ -1,11 +1,14 @@
 """Time one train() of TRPOCritic against sb3_contrib.TRPO, with identical hyperparameters.
 
-Both algorithms are built with rl-zoo3's HalfCheetah settings (n_envs 2, n_steps 1024,
-batch_size 128, cg_max_steps 25, cg_damping 0.1, n_critic_updates 20, VecNormalize). Each
-repetition collects a fresh rollout for each algorithm and times its train(), interleaved
-(A, B, A, B, ...) so that machine noise hits both alike. Reported: medians, and the ratios
-TRPOCritic / sb3_contrib.TRPO for the whole train() and for the policy step alone (everything
-but the critic epochs).
+Both algorithms are built with the arguments of sb3_contrib.TRPO's rl-zoo3 entry for the environment
+(``load_zoo_hyperparameters("trpo", env)``), at sb3_contrib.TRPO's default trust region ``target_kl``
+0.01, given to both explicitly (TRPOCritic's own default differs): for HalfCheetah-v5, rl-zoo3's
+HalfCheetah-v4 entry (n_envs 2, n_steps 1024, batch_size 128, cg_max_steps 25, cg_damping 0.1,
+n_critic_updates 20, learning_rate 1e-3, VecNormalize), whose own ``target_kl: 0.04`` takes
+``--hyperparams target_kl:0.04``. ``--hyperparams KEY:VALUE`` replaces keys of the entry for both. Each
+repetition collects a fresh rollout for each algorithm and times its train(), interleaved (A, B, A, B,
+...) so that machine noise hits both alike. Reported: medians, and the ratios TRPOCritic /
+sb3_contrib.TRPO for the whole train() and for the policy step alone (everything but the critic epochs).
 
     python -m sb3_trpo_critic.benchmarks.update_cost --env HalfCheetah-v5 --repetitions 30
     python -m sb3_trpo_critic.benchmarks.update_cost --env HalfCheetah-v5 --repetitions 30 --equivalent-trust-region
@@ -19,6 +22,7 @@ import argparse
 import platform
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch as th
@@ -27,18 +31,15 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_trpo_critic import TRPOCritic, from_sb3_contrib
+from sb3_trpo_critic.benchmarks.run import parse_hyperparams
+from sb3_trpo_critic.translate import SB3_CONTRIB_DEFAULTS
+from sb3_trpo_critic.zoo import load_zoo_hyperparameters
 
-HYPERPARAMETERS: dict[str, Any] = dict(
-    n_steps=1024,
-    batch_size=128,
-    gamma=0.99,
-    gae_lambda=0.95,
-    cg_max_steps=25,
-    cg_damping=0.1,
-    n_critic_updates=20,
-    learning_rate=1e-3,
-    target_kl=0.01,
-)
+#: The rl-zoo3 algorithm whose entries both models are built from: sb3_contrib.TRPO's (``trpo.yml``).
+ZOO_ALGO = "trpo"
+#: The trust region of both models, over the entry's: sb3_contrib.TRPO's default, at which every update-cost figure
+#: in the docs was measured (rl-zoo3's HalfCheetah-v4 entry has ``target_kl: 0.04``; ``--hyperparams`` replaces it).
+TARGET_KL = SB3_CONTRIB_DEFAULTS["target_kl"]
 
 
 class CriticClock:
@@ -62,19 +63,31 @@ def build(
     seed: int,
     same_step: bool = False,
     device: str = "cpu",
-    n_envs: int = 2,
-    n_steps: int = HYPERPARAMETERS["n_steps"],
+    n_envs: int | None = None,
+    n_steps: int | None = None,
     extra: dict[str, Any] | None = None,
+    hyperparams: Sequence[tuple[str, Any]] = (),
 ):
     """
+    ``algo`` (``sb3_contrib.TRPO``, :class:`~sb3_trpo_critic.TRPOCritic` or a subclass) with the arguments of
+    sb3_contrib.TRPO's zoo entry for ``env_id`` (``load_zoo_hyperparameters("trpo", env_id)``) and ``target_kl``
+    :data:`TARGET_KL`, on ``make_vec_env(env_id)`` in the entry's ``VecNormalize``.
+
     ``same_step``: TRPOCritic with sb3_contrib.TRPO's step, translated by ``from_sb3_contrib(same_step=True)``.
+    ``n_envs``, ``n_steps``: the rollout's shape (default: the entry's).
     ``extra``: further constructor arguments of ``algo`` (e.g. TRPOCritic's ``cg_residual_tol``).
+    ``hyperparams``: (key, value) pairs that replace keys of the entry, ``target_kl`` included (``--hyperparams``).
     """
-    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed))
-    hyperparameters = {**HYPERPARAMETERS, "n_steps": n_steps}
+    zoo = load_zoo_hyperparameters(ZOO_ALGO, env_id, {"target_kl": TARGET_KL, **dict(hyperparams)})
+    env = make_vec_env(env_id, n_envs=zoo.n_envs if n_envs is None else n_envs, seed=seed, env_kwargs=zoo.env_kwargs)
+    if zoo.normalize:
+        env = VecNormalize(env, **zoo.normalize_kwargs)
+    hyperparameters = dict(zoo.model_kwargs)
+    if n_steps is not None:
+        hyperparameters["n_steps"] = n_steps
     if same_step:
         hyperparameters = from_sb3_contrib(hyperparameters, env.action_space, same_step=True)
-    return algo("MlpPolicy", env, seed=seed, device=device, **hyperparameters, **(extra or {}))
+    return algo(zoo.policy, env, seed=seed, device=device, **hyperparameters, **(extra or {}))
 
 
 def synchronize(model) -> None:
@@ -97,8 +110,8 @@ def time_train(model) -> tuple[float, float, int]:
         model.train()
         synchronize(model)
         total = time.perf_counter() - start
-        logged = model.logger.name_to_value
-        return total, total - logged["train/critic_time"], int(logged["train/cg_iterations"])
+        assert model.last_policy_step is not None
+        return total, total - model.logger.name_to_value["train/critic_time"], model.last_policy_step.cg_iterations
     # sb3_contrib.TRPO: count its Hessian-vector products (CG's, plus one for its random start and
     # one for x^T H x), and find where its critic epochs start.
     products = []
@@ -120,7 +133,22 @@ def time_train(model) -> tuple[float, float, int]:
     return end - start, clock.critic_start - start, len(products) - 2
 
 
-def main() -> None:
+def _hyperparam(text: str) -> tuple[str, Any]:
+    try:
+        (pair,) = parse_hyperparams([text])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return pair
+
+
+def main(argv: Sequence[str] | None = None, *, trpo_critic_class: type[TRPOCritic] = TRPOCritic) -> None:
+    """
+    The command line.
+
+    :param argv: The arguments; default: ``sys.argv[1:]``
+    :param trpo_critic_class: The class of the TRPOCritic model (a subclass with another Fisher-vector product or
+        solver, as the experiments in ``benchmarks/experiments/`` build); built with the same arguments
+    """
     parser = argparse.ArgumentParser(
         prog="python -m sb3_trpo_critic.benchmarks.update_cost",
         description=__doc__,
@@ -132,8 +160,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device of both models, e.g. cuda")
-    parser.add_argument("--n-envs", type=int, default=2, help="environments per rollout")
-    parser.add_argument("--n-steps", type=int, default=HYPERPARAMETERS["n_steps"], help="steps per environment")
+    parser.add_argument("--n-envs", type=int, default=None, help="environments per rollout (default: the entry's)")
+    parser.add_argument("--n-steps", type=int, default=None, help="steps per environment (default: the entry's)")
+    parser.add_argument(
+        "--hyperparams",
+        nargs="+",
+        type=_hyperparam,
+        default=[],
+        metavar="KEY:VALUE",
+        help="replace keys of the zoo entry, for both algorithms (as rl-zoo3's --hyperparams), e.g. target_kl:0.04",
+    )
     parser.add_argument(
         "--equivalent-trust-region",
         action="store_true",
@@ -147,13 +183,13 @@ def main() -> None:
         help="TRPOCritic's cg_residual_tol (default: its own default, 1e-10, sb3_contrib's test): what a looser "
         "CG stopping rule would save",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
 
-    shape = dict(device=args.device, n_envs=args.n_envs, n_steps=args.n_steps)
+    shape: dict[str, Any] = dict(device=args.device, n_envs=args.n_envs, n_steps=args.n_steps, hyperparams=args.hyperparams)
     models = {
         "TRPOCritic": build(
-            TRPOCritic,
+            trpo_critic_class,
             args.env,
             args.seed,
             same_step=args.equivalent_trust_region,
@@ -171,11 +207,15 @@ def main() -> None:
                 times[name]["policy"].append(policy)
                 times[name]["cg"].append(cg_iterations)
 
+    ours_model, theirs_model = models["TRPOCritic"], models["sb3_contrib.TRPO"]
     print(
         f"env={args.env} repetitions={args.repetitions} threads={args.threads} torch={th.__version__} "
         f"python={platform.python_version()} cpu={platform.processor() or platform.machine()} "
         f"equivalent_trust_region={args.equivalent_trust_region} device={args.device} "
-        f"rollout={args.n_envs}x{args.n_steps} trpo_critic_cg_residual_tol={models['TRPOCritic'].cg_residual_tol:g}"
+        f"rollout={ours_model.n_envs}x{ours_model.n_steps} target_kl={ours_model.target_kl:g}/{theirs_model.target_kl:g} "
+        f"trpo_critic_cg_residual_tol={ours_model.cg_residual_tol:g}"
+        + (f" hyperparams={','.join(f'{key}:{value!r}' for key, value in args.hyperparams)}" if args.hyperparams else "")
+        + ("" if trpo_critic_class is TRPOCritic else f" trpo_critic_class={trpo_critic_class.__qualname__}")
     )
     print(f"{'':18s} {'train() median':>15s} {'policy step median':>19s} {'critic epochs median':>21s} {'CG its':>7s}")
     medians = {}
