@@ -37,10 +37,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sb3_trpo_critic.benchmarks.report import write_report
-from sb3_trpo_critic.benchmarks.results import RunSpec, is_finished, result_path
-from sb3_trpo_critic.benchmarks.run import RunFunction, parse_hyperparams, run_one
-from sb3_trpo_critic.benchmarks.sweep import BACKENDS, Terminated, run_sweep
+from sb3_trpo_critic.extras import requires_extra
+
+with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
+    from sb3_trpo_critic.benchmarks.report import write_report
+    from sb3_trpo_critic.benchmarks.results import RunSpec, is_finished, result_path
+    from sb3_trpo_critic.benchmarks.run import RunFunction, parse_hyperparams, run_one
+    from sb3_trpo_critic.benchmarks.sweep import BACKENDS, Terminated, run_sweep
 
 __all__ = [
     "RunSpec",
@@ -180,4 +183,5 @@ def main(argv: Sequence[str] | None = None, *, run: RunFunction = run_one) -> in
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with requires_extra("benchmarks", __name__):  # rliable (report) and ray (--backend ray) are imported when used
+        raise SystemExit(main())

@@ -33,8 +33,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sb3_trpo_critic.benchmarks.results import RunSpec
-from sb3_trpo_critic.benchmarks.run import build_training, parse_hyperparams
+from sb3_trpo_critic.extras import requires_extra
+
+with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
+    from sb3_trpo_critic.benchmarks.results import RunSpec
+    from sb3_trpo_critic.benchmarks.run import build_training, parse_hyperparams
 
 
 @dataclass(frozen=True)
@@ -204,4 +207,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with requires_extra("benchmarks", __name__):  # rl-zoo3's modules imported when used
+        raise SystemExit(main())

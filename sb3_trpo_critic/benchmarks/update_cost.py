@@ -31,9 +31,12 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_trpo_critic import TRPOCritic, from_sb3_contrib
-from sb3_trpo_critic.benchmarks.run import parse_hyperparams
+from sb3_trpo_critic.extras import requires_extra
 from sb3_trpo_critic.translate import SB3_CONTRIB_DEFAULTS
-from sb3_trpo_critic.zoo import load_zoo_hyperparameters
+
+with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
+    from sb3_trpo_critic.benchmarks.run import parse_hyperparams
+    from sb3_trpo_critic.zoo import load_zoo_hyperparameters
 
 #: The rl-zoo3 algorithm whose entries both models are built from: sb3_contrib.TRPO's (``trpo.yml``).
 ZOO_ALGO = "trpo"
@@ -239,4 +242,5 @@ def main(argv: Sequence[str] | None = None, *, trpo_critic_class: type[TRPOCriti
 
 
 if __name__ == "__main__":
-    main()
+    with requires_extra("benchmarks", __name__):  # rl-zoo3's modules imported when used
+        main()

@@ -2,285 +2,90 @@
 The ``sb3-trpo-critic`` command (also ``python -m sb3_trpo_critic.zoo``): rl-zoo3's scripts with TRPOCritic.
 
 ``sb3-trpo-critic <script> [rl-zoo3 arguments]`` runs rl-zoo3's ``train``, ``enjoy``,
-``record_video``, ``plot_train``, ``plot_from_file`` or ``all_plots`` with ``trpo_critic`` and
-``recurrent_trpo_critic`` registered (:func:`~sb3_trpo_critic.zoo.register`) next to rl-zoo3's own
-algorithms. Arguments are passed to rl-zoo3 unchanged, with one default added: ``train --algo
-trpo_critic`` (or ``recurrent_trpo_critic``) without ``--conf-file`` reads this package's
-``trpo_critic.yml`` (``recurrent_trpo_critic.yml``).
+``record_video``, ``plot_train``, ``plot_from_file``, ``all_plots``, ``push_to_hub`` or
+``load_from_hub`` with ``trpo_critic`` and ``recurrent_trpo_critic`` registered
+(:func:`~sb3_trpo_critic.zoo.register`) next to rl-zoo3's own algorithms. Arguments are passed to
+rl-zoo3 unchanged, with one default added: ``train --algo trpo_critic`` (or
+``recurrent_trpo_critic``) without ``--conf-file`` reads this package's ``trpo_critic.yml``
+(``recurrent_trpo_critic.yml``).
 
 The entry of a hyperparameter file is chosen by :func:`~sb3_trpo_critic.zoo.select_entry`, the
 rule the comparison runner uses too: for a ``-v5`` MuJoCo environment without an entry of its own,
 the same environment's ``-v4`` entry (rl-zoo3 alone would take ``default``); a note says so.
+
+``train --algo trpo_critic --trained-agent <zip>`` continues that training: the saved actor, critic,
+critic optimizer and the ``vecnormalize.pkl`` beside it are loaded (by rl-zoo3), and the count of
+timesteps goes on from the saved one (rl-zoo3 restarts it at 0 for its own algorithms, and still does).
+``push_to_hub`` writes a model card that names TRPOCritic, this package and its install line
+(:mod:`sb3_trpo_critic.zoo.hub`).
 
 User errors found before training starts (unknown environment, hyperparameter file missing,
 malformed or without an entry for the environment, a hyperparameter the algorithm does not take,
 a ``--hyperparams`` value that is not a Python expression, an invalid hyperparameter value, ...)
 print one line, ``<command> <script>: error: <message>``, and exit with status 2. Other errors
 (bugs) keep their traceback. Set the environment variable ``SB3_TRPO_CRITIC_TRACEBACK=1`` to get
-the full traceback of user errors too.
+the full traceback of user errors too. Without the ``zoo`` extra (rl-zoo3, Optuna, ...), the command
+says so in one line, ``pip install "sb3-trpo-critic[zoo]"``, and exits with status 2; this module
+imports without it.
+
+The implementation is :mod:`sb3_trpo_critic.zoo.command`; its names (``ZooExperimentManager``,
+``SCRIPTS``, ...) can be imported from here too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import os
-import re
-import runpy
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import gymnasium as gym
-import yaml
-from rl_zoo3.exp_manager import ExperimentManager
-from rl_zoo3.utils import EnvironmentName
+from sb3_trpo_critic.extras import as_missing_extra, check_extra
 
-from sb3_trpo_critic.trpo_critic import HyperparameterError
-from sb3_trpo_critic.zoo.hyperparameters import (
-    ZooError,
-    check_model_kwargs,
-    hyperparameter_file,
-    preprocess_schedules,
-    read_hyperparameter_file,
-    select_entry,
-)
-from sb3_trpo_critic.zoo.registry import ALGORITHMS, register
-
-#: rl-zoo3's scripts this command runs: (module, function), or (module, None) for a ``__main__`` script.
-SCRIPTS: dict[str, tuple[str, str | None]] = {
-    "train": ("rl_zoo3.train", "train"),
-    "enjoy": ("rl_zoo3.enjoy", "enjoy"),
-    "record_video": ("rl_zoo3.record_video", None),
-    "plot_train": ("rl_zoo3.plots.plot_train", "plot_train"),
-    "plot_from_file": ("rl_zoo3.plots.plot_from_file", "plot_from_file"),
-    "all_plots": ("rl_zoo3.plots.all_plots", "all_plots"),
-}
-
-#: Exceptions that, raised before training starts, are reported in one line.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ZooError,
-    HyperparameterError,
-    FileNotFoundError,
-    yaml.YAMLError,
-    gym.error.Error,
-)
-
-#: rl-zoo3's own user errors, which it raises as plain ValueError or AssertionError: (type, message pattern).
-ZOO_USER_ERRORS: tuple[tuple[type[BaseException], re.Pattern[str]], ...] = (
-    (ValueError, re.compile(r"not found in gym registry")),
-    (ValueError, re.compile(r"^No (model|checkpoint) found for ")),
-    (ValueError, re.compile(r"^VecNormalize stats .* not found")),
-    (AssertionError, re.compile(r"^The .* folder was not found")),
-    (AssertionError, re.compile(r"trained agent must be a valid path to a \.zip file")),
-)
-
-#: What main() catches before training starts, to report in one line if :func:`_is_user_error` says so.
-CAUGHT: tuple[type[BaseException], ...] = (ValueError, AssertionError, *USER_ERRORS)
-
-HYPERPARAMS_FLAGS = ("--hyperparams", "-params")
-
-TRACEBACK_VARIABLE = "SB3_TRPO_CRITIC_TRACEBACK"
+#: The modules of the ``zoo`` extra that every script needs (the plot and hub scripts need more: a missing one is
+#: reported when the script imports it).
+ZOO_MODULES = ("rl_zoo3", "optuna", "yaml")
 
 
-class ZooExperimentManager(ExperimentManager):
-    """
-    rl-zoo3's ``ExperimentManager`` with this package's defaults and checks.
-
-    - ``trpo_critic`` without a config file reads :data:`~sb3_trpo_critic.zoo.HYPERPARAMS_FILE`,
-      ``recurrent_trpo_critic`` the ``recurrent_trpo_critic.yml`` beside it;
-    - a YAML hyperparameter file is checked first (exists, parses, has an entry for the environment),
-      raising :class:`~sb3_trpo_critic.zoo.ZooError` with a one-line message;
-    - for a ``-v5`` MuJoCo environment that falls back to ``default`` although a ``-v4`` entry
-      exists, a warning says so (rl-zoo3's choice of entry is kept);
-    - :attr:`started` records when training or the search starts: later errors are not user errors.
-    """
-
-    #: Whether training (or the hyperparameter search) has started in this process.
-    started: ClassVar[bool] = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        bound = inspect.signature(ExperimentManager.__init__).bind(self, *args, **kwargs)
-        if bound.arguments.get("config") is None and bound.arguments.get("algo") in ALGORITHMS:
-            bound.arguments["config"] = str(hyperparameter_file(bound.arguments["algo"]))
-        super().__init__(*bound.args[1:], **bound.kwargs)
-
-    #: The entry of the hyperparameter file that was read (``None`` before, or for a Python config).
-    entry: str | None = None
-
-    def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Check the hyperparameter file, choose the entry by :func:`select_entry`, then read it as rl-zoo3 does."""
-        if not self.config.endswith((".yml", ".yaml")):
-            return super().read_hyperparameters()
-        env_id = self.env_name.gym_id
-        table = read_hyperparameter_file(self.config)
-        self.entry, _, note = select_entry(table, env_id, algo=self.algo, origin=self.config)
-        if self.entry in (env_id, "atari", "default"):  # rl-zoo3 chooses these itself
-            return super().read_hyperparameters()
-        print(f"note: {note}", file=sys.stderr)
-        env_name, self.env_name = self.env_name, EnvironmentName(self.entry)  # rl-zoo3 reads the entry of env_name
-        try:
-            return super().read_hyperparameters()
-        finally:
-            self.env_name = env_name
-
-    def _preprocess_hyperparams(  # type: ignore[override]
-        self, hyperparams: dict[str, Any]
-    ) -> tuple[dict[str, Any], Callable[..., Any] | None, list[Any], Callable[..., Any] | None]:
-        """Preprocess as rl-zoo3 does (and ``lin_<start>`` of our schedule keys), then check that the algorithm
-        takes every remaining key."""
-        processed = super()._preprocess_hyperparams(hyperparams)
-        preprocess_schedules(self.algo, processed[0])
-        where = f"entry {self.entry!r} of {self.config}" if self.entry is not None else self.config
-        check_model_kwargs(self.algo, processed[0], where=f"{where} (or --hyperparams)")
-        return processed
-
-    def learn(self, model: Any) -> None:
-        """Train, as rl-zoo3 does; errors from here on are reported with their traceback."""
-        type(self).started = True
-        super().learn(model)
-
-    def hyperparameters_optimization(self) -> None:
-        """Search, as rl-zoo3 does; errors from here on are reported with their traceback."""
-        type(self).started = True
-        super().hyperparameters_optimization()
-
-
-def _command_name() -> str:
+def command_name() -> str:
+    """:return: The command's name as the user typed it: ``sb3-trpo-critic`` or ``python -m sb3_trpo_critic.zoo``"""
     argv0 = sys.argv[0] if sys.argv else ""
     if Path(argv0).name == "__main__.py" or not argv0:
         return "python -m sb3_trpo_critic.zoo"
     return Path(argv0).name
 
 
-def _usage(command: str) -> str:
-    return (
-        f"usage: {command} {{{','.join(SCRIPTS)}}} [rl-zoo3 arguments ...]\n\n"
-        "Runs rl-zoo3's script with TRPOCritic registered as `trpo_critic` and RecurrentTRPOCritic as\n"
-        "`recurrent_trpo_critic`, next to rl-zoo3's algorithms (ppo, trpo, ppo_lstm, ...). `train --algo\n"
-        "trpo_critic` reads sb3-trpo-critic's trpo_critic.yml (recurrent_trpo_critic: recurrent_trpo_critic.yml)\n"
-        "unless --conf-file is given. `<script> --help` lists the script's arguments.\n"
-    )
-
-
-@contextlib.contextmanager
-def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
-
-
-@contextlib.contextmanager
-def _argv(argv: list[str]) -> Iterator[None]:
-    old = sys.argv
-    sys.argv = argv
-    try:
-        yield
-    finally:
-        sys.argv = old
-
-
-def _one_line(exc: BaseException) -> str:
-    message = " ".join(str(exc).split())
-    if isinstance(exc, FileNotFoundError) and exc.filename:
-        message = f"{exc.strerror}: {exc.filename}"
-    return message or type(exc).__name__
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    if isinstance(exc, USER_ERRORS):
-        return True
-    return any(isinstance(exc, kind) and pattern.search(str(exc)) for kind, pattern in ZOO_USER_ERRORS)
-
-
-def check_hyperparams_arguments(arguments: Sequence[str]) -> None:
-    """
-    Evaluate the values of ``--hyperparams KEY:VALUE ...`` as rl-zoo3 will (``eval`` in ``rl_zoo3.utils``), so
-    that a value which is not a Python expression is reported in one line instead of rl-zoo3's traceback.
-
-    :param arguments: the script's arguments
-    :raises ZooError: naming the first ``KEY:VALUE`` whose value does not evaluate
-    """
-    import rl_zoo3.utils
-
-    inside = False
-    for argument in arguments:
-        if argument in HYPERPARAMS_FLAGS:
-            inside = True
-            continue
-        if argument.startswith("-"):
-            inside = False
-        if not inside:
-            continue
-        key, _, value = argument.partition(":")
-        try:
-            eval(value, dict(vars(rl_zoo3.utils)))  # the expression rl-zoo3's StoreDict evaluates
-        except Exception as exc:  # any error of evaluating the user's expression is the user's
-            raise ZooError(
-                f"--hyperparams {argument}: the value {value!r} of {key!r} is not a Python expression "
-                f"({type(exc).__name__}: {exc}); quote strings, e.g. {key}:\"'text'\""
-            ) from None
-
-
-def _script(name: str) -> Callable[[], Any]:
-    module_name, function = SCRIPTS[name]
-    if function is None:
-        return lambda: runpy.run_module(module_name, run_name="__main__", alter_sys=False)
-    import importlib
-
-    module = importlib.import_module(module_name)
-    return getattr(module, function)  # type: ignore[no-any-return]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """
-    Run one of rl-zoo3's scripts with TRPOCritic registered.
+    Run one of rl-zoo3's scripts with TRPOCritic registered (:func:`sb3_trpo_critic.zoo.command.main`), after
+    checking that the ``zoo`` extra is installed.
 
     :param argv: ``[script, *arguments]``; default: ``sys.argv[1:]``
-    :return: The exit status: 0 on success, 2 for a usage or user error
+    :return: The exit status: 0 on success, 2 for a usage or user error, or a missing extra
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    command = _command_name()
-    if not args or args[0] in ("-h", "--help"):
-        print(_usage(command), end="", file=sys.stdout if args else sys.stderr)
-        return 0 if args else 2
-    script, rest = args[0], args[1:]
-    if script not in SCRIPTS:
-        print(f"{command}: error: unknown script {script!r}; choose from {', '.join(SCRIPTS)}", file=sys.stderr)
-        return 2
-
-    register()
-    ZooExperimentManager.started = False
     try:
-        check_hyperparams_arguments(rest)
-        import rl_zoo3.train
-
-        with _patched(rl_zoo3.train, "ExperimentManager", ZooExperimentManager), _argv([f"{command} {script}", *rest]):
-            try:
-                _script(script)()
-            except SystemExit as exc:  # argparse (--help, bad flags) and scripts calling sys.exit
-                if exc.code is None or isinstance(exc.code, int):
-                    return exc.code or 0
-                print(exc.code, file=sys.stderr)
-                return 1
-    except ImportError as exc:
-        if ZooExperimentManager.started or os.environ.get(TRACEBACK_VARIABLE):
+        check_extra("zoo", ZOO_MODULES, needed_by="this command")
+        from sb3_trpo_critic.zoo import command
+    except ImportError as error:
+        missing = as_missing_extra(error, "this command", preferred="zoo")
+        if missing is None:
             raise
-        hint = " (the plot scripts need rl_zoo3[plots]: pip install 'sb3-trpo-critic[zoo]')" if "plot" in script else ""
-        print(f"{command} {script}: error: {_one_line(exc)}{hint}", file=sys.stderr)
+        print(f"{command_name()}: error: {missing}", file=sys.stderr)
         return 2
-    except CAUGHT as exc:
-        if not _is_user_error(exc) or ZooExperimentManager.started or os.environ.get(TRACEBACK_VARIABLE):
-            raise
-        print(f"{command} {script}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    return 0
+    return command.main(argv)
 
 
 def run() -> None:
     """Console-script entry point: :func:`main` on ``sys.argv``, then exit with its status."""
     sys.exit(main())
+
+
+def __getattr__(name: str) -> Any:
+    """The names of :mod:`sb3_trpo_critic.zoo.command` (``ZooExperimentManager``, ``SCRIPTS``, ...), imported on use."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from sb3_trpo_critic.zoo import command
+
+    try:
+        return getattr(command, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -7,9 +7,11 @@ import os
 import tempfile
 from typing import Any
 
+import gymnasium as gym
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_trpo_critic.extras import environment_dependency_message
 from sb3_trpo_critic.zoo.hyperparameters import ZooHyperparameters
 
 
@@ -40,6 +42,8 @@ def make_zoo_vec_env(zoo: ZooHyperparameters, seed: int, *, eval_env: bool = Fal
     :param n_envs: Number of copies; default: ``zoo.n_envs`` for training, 1 for evaluation
         (rl-zoo3's ``n_eval_envs``)
     :return: The vectorized, wrapped environment
+    :raises gymnasium.error.DependencyNotInstalled: For a MuJoCo or Box2D environment without its dependency, naming
+        this package's extra (``pip install "sb3-trpo-critic[mujoco]"``)
     """
     if n_envs is None:
         n_envs = 1 if eval_env else zoo.n_envs
@@ -64,7 +68,13 @@ def make_zoo_vec_env(zoo: ZooHyperparameters, seed: int, *, eval_env: bool = Fal
         # rl-zoo3 loads <dirname(trained_agent)>/<env_id>/vecnormalize.pkl when that file exists; with no
         # trained agent that is a path relative to the working folder. Point it at an empty folder instead.
         manager.trained_agent = os.path.join(empty, "no-trained-agent.zip")
-        return manager.create_envs(n_envs, eval_env=eval_env, no_log=True)
+        try:
+            return manager.create_envs(n_envs, eval_env=eval_env, no_log=True)
+        except gym.error.DependencyNotInstalled as error:  # MuJoCo or Box2D: name this package's extra
+            message = environment_dependency_message(error, zoo.env_id)
+            if message is None:
+                raise
+            raise gym.error.DependencyNotInstalled(message) from error
 
 
 def _monitor_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
