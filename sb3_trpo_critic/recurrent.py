@@ -178,9 +178,7 @@ class RecurrentTRPOCritic(TRPOCritic):
         n_rollout_steps: int,
     ) -> bool:
         """sb3_contrib's recurrent rollout loop (``RecurrentPPO.collect_rollouts``), unchanged, with torch's
-        argument validation of distributions turned off meanwhile and the observation statistics merged first,
-        as in :meth:`TRPOCritic.collect_rollouts`."""
-        self._merge_observation_statistics(rollout_buffer)
+        argument validation of distributions turned off meanwhile, as in :meth:`TRPOCritic.collect_rollouts`."""
         with distribution_validation_off():
             # RecurrentPPO's loop reads only what both algorithms have (policy, env, _last_lstm_states, ...)
             return RecurrentPPO.collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps)  # type: ignore[arg-type]

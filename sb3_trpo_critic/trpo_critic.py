@@ -365,15 +365,16 @@ class TRPOCritic(OnPolicyAlgorithm):
                 )
         return bool(normalize_observations)
 
-    def _merge_observation_statistics(self, rollout_buffer: RolloutBuffer) -> None:
+    def _merge_observation_statistics(self) -> None:
         """
-        Merge the observations of the last rollout (already used by ``train()``) into the running
-        statistics of the policy's observation normalizers, before the next rollout is collected.
+        Merge the rollout's observations into the running statistics of the policy's observation
+        normalizers (``normalize_observations``), at the end of ``train()``: the rollout and its update
+        used the statistics before it, the next rollout (and a model saved now) uses them with it.
         """
         observers = normalizers(self.policy)
-        if not observers or not rollout_buffer.full:
+        if not observers:
             return
-        observations = th.as_tensor(np.asarray(rollout_buffer.observations), device=self.device)
+        observations = th.as_tensor(np.asarray(self.rollout_buffer.observations), device=self.device)
         for normalizer in observers:
             normalizer.update(observations.reshape(-1, normalizer.mean.shape[0]))
 
@@ -427,6 +428,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         self._n_updates += 1
         self.last_policy_step, self.last_critic_fit = step, fit
         self._log_update(step, fit, policy_step_seconds, critic_seconds)
+        self._merge_observation_statistics()
 
     def _policy_step(self, rollout: Rollout) -> PolicyStepResult:
         """
@@ -688,10 +690,8 @@ class TRPOCritic(OnPolicyAlgorithm):
         SB3's ``collect_rollouts``, unchanged, with torch's argument validation of the action distribution
         turned off meanwhile (restored afterwards): it checks the distribution's parameters on every forward
         pass of the policy, on ``n_envs`` observations at a time, where :class:`~sb3_trpo_critic.guards.NonFiniteRolloutCheck`
-        already checks every observation once. First, the previous rollout's observations are merged into the
-        statistics of the policy's observation normalizers, if it has any (``normalize_observations``).
+        already checks every observation once.
         """
-        self._merge_observation_statistics(rollout_buffer)
         with distribution_validation_off():
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
 

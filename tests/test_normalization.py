@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.torch_layers import FlattenExtractor
@@ -45,13 +46,25 @@ def test_default_normalizes_box_observations_and_updates_after_each_update(tmp_p
     # buffers, not parameters: the trust region and the critic's optimizer never see them
     assert not {id(t) for t in (actor_normalizer.mean, actor_normalizer.var)} & {id(p) for p in model.policy.parameters()}
 
-    model.learn(64)  # one rollout and its update: the statistics are merged before the next rollout
-    assert float(actor_normalizer.count) == pytest.approx(1e-4)
+    # The first rollout is collected and used by its update with the initial statistics (mean 0, variance 1) ...
+    counts_at_rollout_end = []
+
+    class RecordFirstRollout(BaseCallback):
+        def _on_rollout_end(self) -> None:
+            counts_at_rollout_end.append(float(actor_normalizer.count))
+
+        def _on_step(self) -> bool:
+            return True
+
+    model.learn(64, callback=RecordFirstRollout())
+    assert counts_at_rollout_end == [pytest.approx(1e-4)]
+    # ... and merged at the end of that update, so that the next rollout and a saved model have it.
     rollout = np.asarray(model.rollout_buffer.observations).reshape(-1, 3)
-    model.learn(64, reset_num_timesteps=False)
     for normalizer in (actor_normalizer, critic_normalizer):
         assert float(normalizer.count) == pytest.approx(64 + 1e-4)
         np.testing.assert_allclose(normalizer.mean.numpy(), rollout.mean(axis=0), rtol=1e-4, atol=1e-6)
+    model.learn(64, reset_num_timesteps=False)
+    assert float(actor_normalizer.count) == pytest.approx(128 + 1e-4)
 
     # saved and loaded with the model: predict on raw observations gives the same actions
     model.save(tmp_path / "model")
@@ -114,4 +127,4 @@ def test_recurrent_normalizes_too():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         model.learn(96)
-    assert all(float(normalizer.count) == pytest.approx(64 + 1e-4) for normalizer in normalizers(model.policy))
+    assert all(float(normalizer.count) == pytest.approx(96 + 1e-4) for normalizer in normalizers(model.policy))
