@@ -201,7 +201,8 @@ class TRPOCritic(OnPolicyAlgorithm):
         ``None`` (the default): on for Box observations that are not images, unless the environment is
         wrapped in ``VecNormalize(norm_obs=True)`` (which normalizes them already) or ``policy_kwargs``
         names a ``features_extractor_class``. ``True`` on top of ``VecNormalize(norm_obs=True)``
-        normalizes twice (a warning says so); ``False`` turns it off. ``sb3_contrib.TRPO`` and PPO do
+        normalizes twice (a warning says so, as does ``set_env`` or ``load`` onto such an environment);
+        ``False`` turns it off. ``sb3_contrib.TRPO`` and PPO do
         not have it.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
@@ -357,13 +358,19 @@ class TRPOCritic(OnPolicyAlgorithm):
                     f"features_extractor_class={self.policy_kwargs['features_extractor_class']!r}: set one of them"
                 )
             if normalized_by_env:
-                warnings.warn(
-                    "normalize_observations=True on an environment wrapped in VecNormalize(norm_obs=True): the "
-                    "observations are normalized twice (by VecNormalize, then by the policy)",
-                    UserWarning,
-                    stacklevel=3,
-                )
+                _warn_normalized_twice("normalize_observations=True")
         return bool(normalize_observations)
+
+    def _check_normalized_once(self) -> None:
+        """Warn when the policy normalizes observations that ``VecNormalize(norm_obs=True)`` normalizes already."""
+        vec_normalize = self._vec_normalize_env
+        if normalizers(self.policy) and vec_normalize is not None and vec_normalize.norm_obs:
+            _warn_normalized_twice("the policy normalizes its observations (normalize_observations)")
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        """SB3's ``set_env``, with a warning when the policy's observation normalizer meets ``VecNormalize(norm_obs=True)``."""
+        super().set_env(env, force_reset)
+        self._check_normalized_once()
 
     def _merge_observation_statistics(self) -> None:
         """
@@ -718,7 +725,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         ``ValueError`` that says so (see :func:`~sb3_trpo_critic.guards.check_save_file`).
         """
         check_save_file(path, cls.__name__)
-        return super().load(  # type: ignore[return-value]
+        model: SelfTRPOCritic = super().load(  # type: ignore[assignment]
             path,
             env=env,
             device=device,
@@ -727,6 +734,8 @@ class TRPOCritic(OnPolicyAlgorithm):
             force_reset=force_reset,
             **kwargs,
         )
+        model._check_normalized_once()
+        return model
 
     def learn(
         self: SelfTRPOCritic,
@@ -745,6 +754,16 @@ class TRPOCritic(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _warn_normalized_twice(what: str) -> None:
+    warnings.warn(
+        f"{what} on an environment wrapped in VecNormalize(norm_obs=True): the observations are normalized twice "
+        "(by VecNormalize, then by the policy); pass normalize_observations=False when building the model, or "
+        "VecNormalize(norm_obs=False)",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 @contextlib.contextmanager

@@ -96,6 +96,22 @@ def test_off_under_vec_normalize_and_when_asked():
         TRPOCritic("MlpPolicy", vec_normalize, normalize_observations=True, **SMALL)
 
 
+def test_a_normalizing_policy_meeting_vec_normalize_later_warns(tmp_path):
+    """set_env or load onto a VecNormalize(norm_obs=True) env: said, not done silently."""
+    model = TRPOCritic("MlpPolicy", make_vec_env(lambda: BoxTargetEnv(dim=3)), **SMALL)
+    vec_normalize = VecNormalize(make_vec_env(lambda: BoxTargetEnv(dim=3)))
+    with pytest.warns(UserWarning, match="normalized twice"):
+        model.set_env(vec_normalize)
+    model.save(tmp_path / "model")
+    with pytest.warns(UserWarning, match="normalized twice"):
+        TRPOCritic.load(tmp_path / "model", env=vec_normalize)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        TRPOCritic.load(tmp_path / "model", env=make_vec_env(lambda: BoxTargetEnv(dim=3)))
+        plain = TRPOCritic("MlpPolicy", vec_normalize, **SMALL)  # the default: off under VecNormalize
+        plain.set_env(vec_normalize)
+
+
 def test_not_for_other_observation_spaces_nor_own_extractors():
     from tests.test_defaults import ActionSpaceEnv
 
