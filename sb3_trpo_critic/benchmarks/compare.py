@@ -35,14 +35,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from sb3_trpo_critic.extras import requires_extra
 
 with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
     from sb3_trpo_critic.benchmarks.report import write_report
     from sb3_trpo_critic.benchmarks.results import RunSpec, is_finished, result_path
-    from sb3_trpo_critic.benchmarks.run import RunFunction, parse_hyperparams, run_one
+    from sb3_trpo_critic.benchmarks.run import RunFunction, hyperparam_argument, parse_hyperparams, run_one
     from sb3_trpo_critic.benchmarks.sweep import BACKENDS, Terminated, run_sweep
 
 __all__ = [
@@ -72,14 +71,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _hyperparam(text: str) -> tuple[str, Any]:
-    try:
-        (pair,) = parse_hyperparams([text])
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return pair
-
-
 def build_parser() -> argparse.ArgumentParser:
     """:return: The parser of the command line, with the subcommands ``run`` and ``report``"""
     parser = argparse.ArgumentParser(
@@ -104,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--hyperparams",
         nargs="+",
-        type=_hyperparam,
+        type=hyperparam_argument,
         default=[],
         metavar="KEY:VALUE",
         help='replace keys of every run\'s zoo entry, e.g. n_envs:8 policy_kwargs:"dict(log_std_init=-1)"',

@@ -48,6 +48,24 @@ def parse_hyperparams(items: Sequence[str], option: str = "--hyperparams") -> tu
     return tuple(pairs)
 
 
+def hyperparam_argument(text: str) -> tuple[str, Any]:
+    """
+    An argparse ``type`` for one ``KEY:VALUE`` (``--hyperparams KEY:VALUE ...``): :func:`parse_hyperparams`
+    of one item, with its error as argparse's.
+
+    :param text: One ``KEY:VALUE``
+    :return: The (key, value) pair
+    :raises argparse.ArgumentTypeError: for an item without ``:`` or without a key
+    """
+    import argparse
+
+    try:
+        (pair,) = parse_hyperparams([text])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return pair
+
+
 def describe(value: Any) -> Any:
     """
     A hyperparameter value as JSON: schedules, classes and other objects by their name or ``repr``.

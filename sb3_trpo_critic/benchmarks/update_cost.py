@@ -35,7 +35,7 @@ from sb3_trpo_critic.extras import requires_extra
 from sb3_trpo_critic.translate import SB3_CONTRIB_DEFAULTS
 
 with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
-    from sb3_trpo_critic.benchmarks.run import parse_hyperparams
+    from sb3_trpo_critic.benchmarks.run import hyperparam_argument
     from sb3_trpo_critic.zoo import load_zoo_hyperparameters
 
 #: The rl-zoo3 algorithm whose entries both models are built from: sb3_contrib.TRPO's (``trpo.yml``).
@@ -136,14 +136,6 @@ def time_train(model) -> tuple[float, float, int]:
     return end - start, clock.critic_start - start, len(products) - 2
 
 
-def _hyperparam(text: str) -> tuple[str, Any]:
-    try:
-        (pair,) = parse_hyperparams([text])
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return pair
-
-
 def main(argv: Sequence[str] | None = None, *, trpo_critic_class: type[TRPOCritic] = TRPOCritic) -> None:
     """
     The command line.
@@ -168,7 +160,7 @@ def main(argv: Sequence[str] | None = None, *, trpo_critic_class: type[TRPOCriti
     parser.add_argument(
         "--hyperparams",
         nargs="+",
-        type=_hyperparam,
+        type=hyperparam_argument,
         default=[],
         metavar="KEY:VALUE",
         help="replace keys of the zoo entry, for both algorithms (as rl-zoo3's --hyperparams), e.g. target_kl:0.04",
