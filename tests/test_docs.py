@@ -75,11 +75,12 @@ def test_docs_commands_name_real_files():
     """Every `python <path>.py` and `python -m sb3_trpo_critic...` command in the docs and the README names a real file."""
     commands, modules = [], []
     for page in [ROOT / "README.md", *DOCS.rglob("*.md")]:
-        if "_build" in page.parts:
+        if {"_build", "node_modules"} & set(page.parts):
             continue
         for line in page.read_text().splitlines():
             commands += [(page.name, path) for path in PY_PATH.findall(line)]
-            words = [word.strip("`") for word in line.split()]
+            # a module named in prose ends at its closing backtick or punctuation
+            words = [word.strip("`,.:;()") for word in line.split()]
             for index, word in enumerate(words):
                 following = words[index + 1] if index + 1 < len(words) else ""
                 if word == "-m" and following.startswith("sb3_trpo_critic"):
