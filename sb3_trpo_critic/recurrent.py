@@ -178,7 +178,9 @@ class RecurrentTRPOCritic(TRPOCritic):
         n_rollout_steps: int,
     ) -> bool:
         """sb3_contrib's recurrent rollout loop (``RecurrentPPO.collect_rollouts``), unchanged, with torch's
-        argument validation of distributions turned off meanwhile, as in :meth:`TRPOCritic.collect_rollouts`."""
+        argument validation of distributions turned off meanwhile and the last update's rollout merged into the
+        observation statistics first, as in :meth:`TRPOCritic.collect_rollouts`."""
+        self._merge_observation_statistics()
         with distribution_validation_off():
             # RecurrentPPO's loop reads only what both algorithms have (policy, env, _last_lstm_states, ...)
             return RecurrentPPO.collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps)  # type: ignore[arg-type]

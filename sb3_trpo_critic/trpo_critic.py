@@ -226,6 +226,8 @@ class TRPOCritic(OnPolicyAlgorithm):
     last_policy_step: PolicyStepResult | None = None
     #: What the last update's critic regression did (``None`` before the first update, and after ``load``).
     last_critic_fit: CriticFitResult | None = None
+    #: Whether the last update's rollout is still to be merged into the observation statistics.
+    _unmerged_observations: bool = False
 
     def __init__(
         self,
@@ -374,13 +376,16 @@ class TRPOCritic(OnPolicyAlgorithm):
 
     def _merge_observation_statistics(self) -> None:
         """
-        Merge the rollout's observations into the running statistics of the policy's observation
-        normalizers (``normalize_observations``), at the end of ``train()``: the rollout and its update
-        used the statistics before it, the next rollout (and a model saved now) uses them with it.
+        Merge the last update's rollout into the running statistics of the policy's observation
+        normalizers (``normalize_observations``), once: before the next rollout is collected, or at the
+        end of ``learn()``. The rollout and its update used the statistics before it, so ``train()``
+        leaves the policy exactly where the trust-region step put it; the next rollout (and a model
+        saved after ``learn()``) uses the statistics with it.
         """
         observers = normalizers(self.policy)
-        if not observers:
+        if not observers or not self._unmerged_observations:
             return
+        self._unmerged_observations = False
         observations = th.as_tensor(np.asarray(self.rollout_buffer.observations), device=self.device)
         for normalizer in observers:
             normalizer.update(observations.reshape(-1, normalizer.mean.shape[0]))
@@ -435,7 +440,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         self._n_updates += 1
         self.last_policy_step, self.last_critic_fit = step, fit
         self._log_update(step, fit, policy_step_seconds, critic_seconds)
-        self._merge_observation_statistics()
+        self._unmerged_observations = True  # merged before the next rollout (or at the end of learn())
 
     def _policy_step(self, rollout: Rollout) -> PolicyStepResult:
         """
@@ -697,8 +702,10 @@ class TRPOCritic(OnPolicyAlgorithm):
         SB3's ``collect_rollouts``, unchanged, with torch's argument validation of the action distribution
         turned off meanwhile (restored afterwards): it checks the distribution's parameters on every forward
         pass of the policy, on ``n_envs`` observations at a time, where :class:`~sb3_trpo_critic.guards.NonFiniteRolloutCheck`
-        already checks every observation once.
+        already checks every observation once. First, the last update's rollout is merged into the
+        observation statistics (``normalize_observations``).
         """
+        self._merge_observation_statistics()
         with distribution_validation_off():
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
 
@@ -746,7 +753,8 @@ class TRPOCritic(OnPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfTRPOCritic:
-        return super().learn(
+        """SB3's ``learn``; at its end the last update's rollout is merged into the observation statistics."""
+        super().learn(
             total_timesteps=total_timesteps,
             callback=callback,
             log_interval=log_interval,
@@ -754,6 +762,8 @@ class TRPOCritic(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+        self._merge_observation_statistics()
+        return self
 
 
 def _warn_normalized_twice(what: str) -> None:
