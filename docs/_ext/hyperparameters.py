@@ -20,11 +20,14 @@ from typing import Any, ClassVar
 from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
+from seen_names import check_all_seen, mark_seen
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
+#: The build environment's set of the arguments some table showed.
+SEEN = "trpo_hyperparameters_seen"
 
 #: constructor arguments that are not hyperparameters
 NOT_HYPERPARAMETERS = {"self", "_init_setup_model"}
@@ -69,7 +72,7 @@ class HyperparameterTable(SphinxDirective):
         docs = documented_parameters(cls)
         defaults = constructor_defaults(cls)
         names = [name.strip() for name in self.options["names"].split(",") if name.strip()]
-        seen = getattr(self.env, "trpo_hyperparameters_seen", set())
+        seen: set[str] = set()
         lines = [
             ".. list-table::",
             "   :header-rows: 1",
@@ -98,29 +101,18 @@ class HyperparameterTable(SphinxDirective):
                 f"     - {default_text}",
                 f"     - {docs[name]}",
             ]
-        self.env.trpo_hyperparameters_seen = seen  # type: ignore[attr-defined]
+        mark_seen(self.env, SEEN, seen)
         container = nodes.container(classes=["hyperparameter-table"])
         self.state.nested_parse(StringList(lines, source="TRPOCritic docstring"), self.content_offset, container)
         return [container]
 
 
-def _merge(app: Sphinx, env: Any, docnames: set[str], other: Any) -> None:
-    env.trpo_hyperparameters_seen = getattr(env, "trpo_hyperparameters_seen", set()) | getattr(
-        other, "trpo_hyperparameters_seen", set()
-    )
-
-
-def _check_complete(app: Sphinx, env: Any) -> None:
-    seen = getattr(env, "trpo_hyperparameters_seen", set())
-    if not seen:
-        return  # no page uses the directive (e.g. a partial build)
-    missing = sorted(set(constructor_defaults(_trpo_critic())) - seen)
-    if missing:
-        logger.warning("hyperparameter-table: TRPOCritic arguments missing from the reference: %s", ", ".join(missing))
-
-
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("hyperparameter-table", HyperparameterTable)
-    app.connect("env-merge-info", _merge)
-    app.connect("env-check-consistency", _check_complete)
+    check_all_seen(
+        app,
+        SEEN,
+        lambda: sorted(constructor_defaults(_trpo_critic())),
+        "hyperparameter-table: TRPOCritic arguments missing from the reference: %s",
+    )
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

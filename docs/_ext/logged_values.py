@@ -17,11 +17,14 @@ from typing import Any
 
 from docutils import nodes
 from docutils.statemachine import StringList
+from seen_names import check_all_seen, mark_seen
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
+#: The build environment's set of the keys some table showed.
+SEEN = "trpo_logged_values_seen"
 
 #: the field prefixes of an UpdateRecord's source names, and the class each field is documented in
 _RECORDS = {
@@ -77,34 +80,20 @@ class LoggedValuesTable(SphinxDirective):
             )
             return []
         rows = [row for row in LOGGED_VALUES if row.group == group]
-        seen = getattr(self.env, "trpo_logged_values_seen", set())
-        seen.update(row.key for row in rows)
-        self.env.trpo_logged_values_seen = seen  # type: ignore[attr-defined]
+        mark_seen(self.env, SEEN, (row.key for row in rows))
         container = nodes.container(classes=["logged-values-table"])
         # inside a MyST page, the nested parse reads Markdown
         self.state.nested_parse(StringList(table_lines(rows), source="sb3_trpo_critic.logged"), self.content_offset, container)
         return [container]
 
 
-def _merge(app: Sphinx, env: Any, docnames: set[str], other: Any) -> None:
-    env.trpo_logged_values_seen = getattr(env, "trpo_logged_values_seen", set()) | getattr(
-        other, "trpo_logged_values_seen", set()
-    )
-
-
-def _check_complete(app: Sphinx, env: Any) -> None:
+def _logged_keys() -> list[str]:
     from sb3_trpo_critic.logged import LOGGED_VALUES
 
-    seen = getattr(env, "trpo_logged_values_seen", set())
-    if not seen:
-        return  # no page uses the directive (e.g. a partial build)
-    missing = [row.key for row in LOGGED_VALUES if row.key not in seen]
-    if missing:
-        logger.warning("logged-values: train/ keys missing from the docs' tables: %s", ", ".join(missing))
+    return [row.key for row in LOGGED_VALUES]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("logged-values", LoggedValuesTable)
-    app.connect("env-merge-info", _merge)
-    app.connect("env-check-consistency", _check_complete)
+    check_all_seen(app, SEEN, _logged_keys, "logged-values: train/ keys missing from the docs' tables: %s")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
