@@ -202,8 +202,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         wrapped in ``VecNormalize(norm_obs=True)`` (which normalizes them already) or ``policy_kwargs``
         names a ``features_extractor_class``. ``True`` on top of ``VecNormalize(norm_obs=True)``
         normalizes twice (a warning says so, as does ``set_env`` or ``load`` onto such an environment);
-        ``False`` turns it off. ``sb3_contrib.TRPO`` and PPO do
-        not have it.
+        ``False`` turns it off. ``sb3_contrib.TRPO`` and PPO do not have it.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -344,8 +343,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         with the environment. A loaded model keeps the saved policy's feature extractor instead.
         """
         own_extractor = "features_extractor_class" in self.policy_kwargs
-        vec_normalize = unwrap_vec_normalize(self.env)  # type: ignore[arg-type]
-        normalized_by_env = vec_normalize is not None and vec_normalize.norm_obs
+        normalized_by_env = _normalizes_observations(self.env)
         if normalize_observations is None:
             return can_normalize(self.observation_space) and not own_extractor and not normalized_by_env
         if normalize_observations:
@@ -365,8 +363,7 @@ class TRPOCritic(OnPolicyAlgorithm):
 
     def _check_normalized_once(self) -> None:
         """Warn when the policy normalizes observations that ``VecNormalize(norm_obs=True)`` normalizes already."""
-        vec_normalize = self._vec_normalize_env
-        if normalizers(self.policy) and vec_normalize is not None and vec_normalize.norm_obs:
+        if normalizers(self.policy) and _normalizes_observations(self.env):
             _warn_normalized_twice("the policy normalizes its observations (normalize_observations)")
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
@@ -764,6 +761,12 @@ class TRPOCritic(OnPolicyAlgorithm):
         )
         self._merge_observation_statistics()
         return self
+
+
+def _normalizes_observations(env: VecEnv | None) -> bool:
+    """Whether ``env`` is wrapped in ``VecNormalize(norm_obs=True)``."""
+    vec_normalize = None if env is None else unwrap_vec_normalize(env)
+    return vec_normalize is not None and vec_normalize.norm_obs
 
 
 def _warn_normalized_twice(what: str) -> None:
