@@ -1,6 +1,6 @@
 """
-The optional extras (``pip install "sb3-trpo-critic[zoo]"``, ``[benchmarks]``, ``[mujoco]``, ``[box2d]``) and what
-a missing one is reported as.
+The optional extras (``pip install "sb3-trpo-critic[zoo]"``, ``[benchmarks]``, ``[mujoco]``, ``[box2d]``,
+``[envpool]``) and what a missing one is reported as.
 
 ``import sb3_trpo_critic`` needs none of them. A command or module that needs one checks for it
 (:func:`requires_extra`) and, if a module of the extra cannot be imported, says so in one line naming the extra:
@@ -55,6 +55,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "mujoco": ("mujoco",),
     "box2d": ("Box2D",),
+    # the EnvPool engine of vectorized environments (sb3_trpo_critic.envpool, --vec-env envpool)
+    "envpool": ("envpool",),
 }
 
 #: The extra of an environment dependency, by the module gymnasium fails to import, and the dependency's name.
@@ -65,7 +67,7 @@ class MissingExtraError(ImportError):
     """
     A module of an optional extra is not installed: the message names the extra and the ``pip install`` line.
 
-    :param extra: The extra (``zoo``, ``benchmarks``, ``mujoco``, ``box2d``)
+    :param extra: The extra (``zoo``, ``benchmarks``, ``mujoco``, ``box2d``, ``envpool``)
     :param module: The module that is missing
     :param needed_by: What needs it, for the message (``the sb3-trpo-critic command``, a module)
     """

@@ -14,6 +14,7 @@ import pytest
 from sb3_trpo_critic.benchmarks import compare
 from sb3_trpo_critic.benchmarks.report import write_report
 from sb3_trpo_critic.benchmarks.results import (
+    READABLE_VERSIONS,
     RESULT_VERSION,
     ZOO_RULES,
     ResultFormatError,
@@ -53,12 +54,13 @@ def never_run(calls):
     return execute
 
 
-def test_committed_test_files_are_of_the_written_version():
-    """The files the tests below rely on are version-2 files, converted from version 1 (of both shapes)."""
+def test_committed_test_files_are_of_a_read_version():
+    """The files the tests below rely on are version-2 files, converted from version 1 (of both shapes); version 3
+    (which adds vec_env) is written, version 2 still read."""
     files = sorted(COMMITTED.glob("*.json"))
     assert len(files) == 3
     versions = {json.loads(path.read_text())["version"] for path in files}
-    assert versions == {RESULT_VERSION} and RESULT_VERSION != 1
+    assert versions == {2} and READABLE_VERSIONS == (2, 3) and RESULT_VERSION == 3
     assert json.loads(V1_CARTPOLE.read_text())["version"] == 1
     # files written before --hyperparams lacked the key: converted with none
     assert {json.dumps(json.loads(path.read_text())["hyperparams_overrides"]) for path in files} == {"{}"}
@@ -85,7 +87,7 @@ def test_result_file_is_read_and_counted_as_finished(tmp_path):
 
 
 def test_version_1_file_is_refused_and_run_again(tmp_path):
-    with pytest.raises(ResultFormatError, match=r"result format version 1 is no longer read .*zoo_rule.*reads \(2,\)"):
+    with pytest.raises(ResultFormatError, match=r"result format version 1 is no longer read .*zoo_rule.*reads \(2, 3\)"):
         read_result(V1_CARTPOLE)
     shutil.copy(V1_CARTPOLE, tmp_path / V1_CARTPOLE.name)
     spec = RunSpec("trpo_critic", "CartPole-v1", 0, timesteps=100_000, eval_points=10)
@@ -104,11 +106,29 @@ def test_converted_file_is_read():
     result = read_result(HOPPER)
     assert result.zoo_entry == "Hopper-v4" and result.zoo_rule == "mujoco-v4"
     assert result.environment is None  # not recorded in version 1
+    assert result.vec_env == "dummy"  # a version-2 file: before there was a choice
     written = result.to_json()
     assert written["version"] == RESULT_VERSION and written["zoo_rule"] == "mujoco-v4" and written["environment"] is None
-    assert written == data
+    assert written == {**data, "version": 3, "vec_env": "dummy"}
     # a file written before --hyperparams: no overrides
     assert read_result(CARTPOLE).hyperparams_overrides == {}
+
+
+def test_the_engine_is_in_the_name_only_when_it_is_not_the_default():
+    """Runs on gymnasium (dummy) keep their names, so the committed files are found; EnvPool runs get a suffix."""
+    assert RunSpec("trpo_critic", "CartPole-v1", 0).name == "trpo_critic__CartPole-v1__seed0"
+    assert RunSpec("trpo_critic", "CartPole-v1", 0, vec_env="dummy") == RunSpec("trpo_critic", "CartPole-v1", 0)
+    assert RunSpec("ppo", "Hopper-v5", 1, vec_env="envpool").name == "ppo__Hopper-v5__seed1__envpool"
+    spec = RunSpec("ppo", "Hopper-v5", 1, hyperparams=(("n_envs", 8),), defaults=True, vec_env="envpool")
+    assert spec.name.startswith("ppo__Hopper-v5__seed1__defaults__envpool__hp")
+    with pytest.raises(ValueError, match="unknown vec_env 'subproc'; choose from dummy, envpool"):
+        RunSpec("ppo", "Hopper-v5", 1, vec_env="subproc")
+    data = {**json.loads(CARTPOLE.read_text()), "version": 3}
+    with pytest.raises(ResultFormatError, match="version-3 result without key 'vec_env'"):
+        RunResult.from_json(data)
+    with pytest.raises(ResultFormatError, match="unknown vec_env 'gpu'"):
+        RunResult.from_json({**data, "vec_env": "gpu"})
+    assert RunResult.from_json({**data, "vec_env": "envpool"}).vec_env == "envpool"
 
 
 def test_every_committed_file_is_read():

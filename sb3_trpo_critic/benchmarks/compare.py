@@ -5,7 +5,8 @@ when the sweep is run again; ``run`` may be left out)::
 
     python -m sb3_trpo_critic.benchmarks.compare [run] --algos trpo_critic ppo trpo \\
         --envs Pendulum-v1 HalfCheetah-v5 --seeds 5 [--timesteps N] [--workers K] \\
-        [--backend local|ray] [--address ADDRESS] [--hyperparams KEY:VALUE ...] [--defaults] --out results/
+        [--backend local|ray] [--address ADDRESS] [--hyperparams KEY:VALUE ...] [--defaults] \\
+        [--vec-env dummy|envpool] --out results/
 
 Each run trains with that algo's rl-zoo3 hyperparameters (``trpo_critic`` from this package's
 ``trpo_critic.yml``, the others from rl-zoo3's files; a ``-v5`` MuJoCo env without a zoo entry uses
@@ -18,7 +19,10 @@ file (``n_envs:8 policy_kwargs:"dict(log_std_init=-1)"``), as rl-zoo3's ``--hype
 runs get a suffix in their name, so they never mix with runs of the unchanged entries. ``--defaults``
 trains each algorithm with its constructor defaults instead (``MlpPolicy``, one env, no
 ``VecNormalize``: the README's first line), recorded in each result as the rule
-``constructor-defaults``. SIGTERM or
+``constructor-defaults``. ``--vec-env envpool`` builds the training and evaluation environments on EnvPool
+(:mod:`sb3_trpo_critic.envpool`; the ``envpool`` extra) instead of gymnasium's ``DummyVecEnv``, with the
+same wrappers; such runs get ``__envpool`` in their name and record ``vec_env`` in their result (EnvPool's
+MuJoCo environments are its own implementation: compare their returns with runs on EnvPool only). SIGTERM or
 Ctrl-C stops the sweep and its runs in progress; finished results are kept (exit status 128 + the
 signal number).
 
@@ -36,11 +40,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sb3_trpo_critic.extras import requires_extra
+from sb3_trpo_critic.extras import check_extra, requires_extra
 
 with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
     from sb3_trpo_critic.benchmarks.report import write_report
-    from sb3_trpo_critic.benchmarks.results import RunSpec, is_finished, result_path
+    from sb3_trpo_critic.benchmarks.results import DEFAULT_VEC_ENV, VEC_ENVS, RunSpec, is_finished, result_path
     from sb3_trpo_critic.benchmarks.run import RunFunction, hyperparam_argument, parse_hyperparams, run_one
     from sb3_trpo_critic.benchmarks.sweep import BACKENDS, Terminated, run_sweep
 
@@ -106,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="constructor defaults instead of zoo entries (MlpPolicy, one env, no VecNormalize); --hyperparams then set "
         "constructor arguments",
     )
+    run.add_argument(
+        "--vec-env",
+        choices=VEC_ENVS,
+        default=DEFAULT_VEC_ENV,
+        help="engine of the environments: dummy (gymnasium's, in DummyVecEnv) or envpool (EnvPool's; the envpool extra)",
+    )
     run.add_argument("--out", type=Path, required=True)
 
     report = commands.add_parser("report", help="write the Markdown report of a sweep", description="Write the report")
@@ -130,6 +140,7 @@ def build_specs(args: argparse.Namespace) -> list[RunSpec]:
             args.threads,
             args.hyperparams,
             args.defaults,
+            vec_env=args.vec_env,
         )
         for env_id in args.envs
         for algo in args.algos
@@ -141,6 +152,8 @@ def _run_command(args: argparse.Namespace, run: RunFunction) -> int:
     args.hyperparams = tuple(args.hyperparams)
     if args.threads is None:
         args.threads = max(1, (os.cpu_count() or 1) // args.workers)
+    if args.vec_env == "envpool":  # without it: one line naming the extra (exit 2), not a failure of every run
+        check_extra("envpool", needed_by="--vec-env envpool")
     try:
         summary = run_sweep(build_specs(args), args.out, args.workers, args.backend, args.address, run=run)
     except KeyboardInterrupt as interrupt:

@@ -3,13 +3,15 @@
 
 A results folder holds one file per run, ``{spec.name}.json`` (:func:`result_path`), the JSON of one
 :class:`RunResult` (:meth:`RunResult.to_json`), written atomically (:func:`write_atomically`). Its
-format is versioned: ``version`` 2 is written and read (:meth:`RunResult.from_json`). It records
-``zoo_rule``, the rule that chose the zoo entry, and ``environment``, how the training environment was
-built (``null`` in the files converted from version 1, which did not record it). Version 1 (without
-``zoo_rule`` and ``environment``) is no longer read: a version-1 file is refused with a
-:class:`ResultFormatError`; the committed version-1 files were converted to version 2, with
-``zoo_rule`` derived from ``zoo_entry``, ``environment`` ``null`` and ``hyperparams_overrides`` ``{}``
-where it was missing.
+format is versioned: ``version`` 3 is written, versions 2 and 3 are read (:meth:`RunResult.from_json`).
+Version 3 adds ``vec_env``, the engine of the vectorized environments (``dummy``: gymnasium's environments
+in ``DummyVecEnv``; ``envpool``: EnvPool's); a version-2 file was written before there was a choice, and
+is read with ``vec_env`` ``dummy``. Both record ``zoo_rule``, the rule that chose the zoo entry, and
+``environment``, how the training environment was built (``null`` in the files converted from version 1,
+which did not record it). Version 1 (without ``zoo_rule`` and ``environment``) is no longer read: a
+version-1 file is refused with a :class:`ResultFormatError`; the committed version-1 files were converted
+to version 2, with ``zoo_rule`` derived from ``zoo_entry``, ``environment`` ``null`` and
+``hyperparams_overrides`` ``{}`` where it was missing.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sb3_trpo_critic.envpool import VEC_ENVS
 from sb3_trpo_critic.zoo.hyperparameters import ENTRY_RULES
 
 #: Version of the result files written by :meth:`RunResult.to_json`.
-RESULT_VERSION = 2
+RESULT_VERSION = 3
 #: Versions that :meth:`RunResult.from_json` reads.
-READABLE_VERSIONS = (2,)
+READABLE_VERSIONS = (2, 3)
+
+#: The engine of a run by default, and of every run of a version-2 file (one of :data:`~sb3_trpo_critic.envpool.VEC_ENVS`).
+DEFAULT_VEC_ENV = VEC_ENVS[0]
 
 #: The rules by which :func:`sb3_trpo_critic.zoo.select_entry` chooses an entry, by name.
 ZOO_RULES = ENTRY_RULES
@@ -59,6 +65,10 @@ class RunSpec:
         (:func:`~sb3_trpo_critic.zoo.hyperparameters.constructor_defaults`: ``MlpPolicy``, one env, no
         ``VecNormalize``; ``hyperparams`` then set constructor arguments); the result records the
         rule ``constructor-defaults`` and an empty ``zoo_entry``
+    :param vec_env: The engine of the training and evaluation environments, one of :data:`~sb3_trpo_critic.envpool.VEC_ENVS`
+        (``dummy``: gymnasium's environments in ``DummyVecEnv``, as rl-zoo3 builds them; ``envpool``: EnvPool's,
+        :mod:`sb3_trpo_critic.envpool`)
+    :raises ValueError: For an unknown ``vec_env``
     """
 
     algo: str
@@ -70,16 +80,24 @@ class RunSpec:
     threads: int = 1
     hyperparams: tuple[tuple[str, Any], ...] = ()
     defaults: bool = False
+    vec_env: str = DEFAULT_VEC_ENV
+
+    def __post_init__(self) -> None:
+        if self.vec_env not in VEC_ENVS:
+            raise ValueError(f"unknown vec_env {self.vec_env!r}; choose from {', '.join(VEC_ENVS)}")
 
     @property
     def name(self) -> str:
         """
         ``{algo}__{env_id}__seed{seed}``, plus ``__defaults`` for a run of the constructor defaults,
-        and ``__hp`` and a digest of ``hyperparams`` if there are any.
+        ``__{vec_env}`` for a run on another engine than ``dummy`` (``__envpool``), and ``__hp`` and a digest of
+        ``hyperparams`` if there are any.
         """
         name = f"{self.algo}__{self.env_id}__seed{self.seed}"
         if self.defaults:
             name += "__defaults"
+        if self.vec_env != DEFAULT_VEC_ENV:
+            name += f"__{self.vec_env}"
         if self.hyperparams:
             digest = hashlib.sha1(repr(sorted(self.hyperparams)).encode()).hexdigest()[:8]
             name += f"__hp{digest}"
@@ -248,6 +266,8 @@ class RunResult:
     :param machine: Where it ran
     :param environment: How the training environment was built; ``None`` in a file converted from
         version 1, which did not record it
+    :param vec_env: The engine of the environments, one of :data:`~sb3_trpo_critic.envpool.VEC_ENVS` (``dummy`` in a version-2
+        file)
     """
 
     algo: str
@@ -270,6 +290,7 @@ class RunResult:
     curve: Curve
     machine: Machine
     environment: EnvironmentRecord | None
+    vec_env: str = DEFAULT_VEC_ENV
 
     def to_json(self) -> dict[str, Any]:
         """:return: The record as the JSON of a result file, of version :data:`RESULT_VERSION`"""
@@ -296,6 +317,7 @@ class RunResult:
             "curve": self.curve.to_json(),
             "machine": self.machine.to_json(),
             "environment": None if self.environment is None else self.environment.to_json(),
+            "vec_env": self.vec_env,
         }
 
     @classmethod
@@ -322,6 +344,9 @@ class RunResult:
             raise ResultFormatError("the run is not finished")
         try:
             environment = data["environment"]
+            vec_env = DEFAULT_VEC_ENV if version == 2 else str(data["vec_env"])
+            if vec_env not in VEC_ENVS:
+                raise ValueError(f"unknown vec_env {vec_env!r}")
             return cls(
                 algo=str(data["algo"]),
                 env_id=str(data["env_id"]),
@@ -343,6 +368,7 @@ class RunResult:
                 curve=Curve.from_json(data["curve"]),
                 machine=Machine.from_json(data["machine"]),
                 environment=None if environment is None else EnvironmentRecord.from_json(environment),
+                vec_env=vec_env,
             )
         except KeyError as error:
             raise ResultFormatError(f"version-{version} result without key {error}") from None

@@ -107,7 +107,8 @@ def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
     constructor defaults when ``spec.defaults`` is set
     (:func:`~sb3_trpo_critic.zoo.hyperparameters.constructor_defaults`), with ``spec.hyperparams``
     replacing its keys; builds the training environment as rl-zoo3 builds it for the entry
-    (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`, seeded with ``spec.seed``) and the model,
+    (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`, seeded with ``spec.seed``, on the engine
+    ``spec.vec_env``) and the model,
     ``ALGOS[spec.algo](policy, env, seed=spec.seed, verbose=0, **model_arguments, **the entry's arguments)``.
 
     :param spec: The run (its ``timesteps``, ``eval_points`` and ``eval_episodes`` are not used here)
@@ -125,7 +126,7 @@ def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
     register()
     load = constructor_defaults if spec.defaults else load_zoo_hyperparameters
     zoo = load(spec.algo, spec.env_id, dict(spec.hyperparams))
-    env = make_zoo_vec_env(zoo, spec.seed)
+    env = make_zoo_vec_env(zoo, spec.seed, vec_env=spec.vec_env)
     model = ALGOS[spec.algo](zoo.policy, env, seed=spec.seed, verbose=0, **model_arguments, **zoo.model_kwargs)
     return Training(zoo, env, model)
 
@@ -136,7 +137,8 @@ def run_one(spec: RunSpec) -> RunResult:
 
     The model and its training environment are built by :func:`build_training`; the evaluation
     environment, like the training one, by :func:`sb3_trpo_critic.zoo.envs.make_zoo_vec_env` (as
-    rl-zoo3 builds them for the entry: wrappers, ``VecNormalize``, frame stacking), and the entry's
+    rl-zoo3 builds them for the entry: wrappers, ``VecNormalize``, frame stacking; both on the engine
+    ``spec.vec_env``, the evaluation one seeded with ``spec.seed + 10000``), and the entry's
     callbacks are passed to ``learn()``. The evaluation is deterministic, with the training
     ``VecNormalize`` statistics synced, at step 0, every ``timesteps / eval_points`` steps and at the end.
 
@@ -152,7 +154,7 @@ def run_one(spec: RunSpec) -> RunResult:
 
     zoo, env, model = build_training(spec)
     timesteps = spec.timesteps or zoo.n_timesteps
-    eval_env = make_zoo_vec_env(zoo, spec.seed + 10_000, eval_env=True)
+    eval_env = make_zoo_vec_env(zoo, spec.seed + 10_000, eval_env=True, vec_env=spec.vec_env)
 
     # Time spent in train(), by wrapping the bound method.
     train_seconds = [0.0]
@@ -239,6 +241,7 @@ def run_one(spec: RunSpec) -> RunResult:
             processor=platform.processor() or platform.machine(),
         ),
         environment=environment,
+        vec_env=spec.vec_env,
     )
 
 

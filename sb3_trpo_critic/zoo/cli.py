@@ -16,8 +16,10 @@ the same environment's ``-v4`` entry (rl-zoo3 alone would take ``default``); a n
 ``train --algo trpo_critic --trained-agent <zip>`` continues that training: the saved actor, critic,
 critic optimizer and the ``vecnormalize.pkl`` beside it are loaded (by rl-zoo3), and the count of
 timesteps goes on from the saved one (rl-zoo3 restarts it at 0 for its own algorithms, and still does).
-``push_to_hub`` writes a model card that names TRPOCritic, this package and its install line
-(:mod:`sb3_trpo_critic.zoo.hub`).
+``train --vec-env envpool`` builds the environments (training, evaluation, a search's) on EnvPool
+(:mod:`sb3_trpo_critic.envpool`, the ``envpool`` extra) with rl-zoo3's wrappers above them; rl-zoo3's own
+``--vec-env dummy`` and ``subproc`` are rl-zoo3's. ``push_to_hub`` writes a model card that names TRPOCritic,
+this package and its install line (:mod:`sb3_trpo_critic.zoo.hub`).
 
 User errors found before training starts (unknown environment, hyperparameter file missing,
 malformed or without an entry for the environment, a hyperparameter the algorithm does not take,

@@ -1,7 +1,8 @@
 """
 The implementation of the ``sb3-trpo-critic`` command (:mod:`sb3_trpo_critic.zoo.cli`, which checks the ``zoo``
 extra first): rl-zoo3's scripts with TRPOCritic registered, the one-line report of user errors, the Hugging Face
-Hub scripts (:mod:`sb3_trpo_critic.zoo.hub`) and continued training (``train --trained-agent``).
+Hub scripts (:mod:`sb3_trpo_critic.zoo.hub`), continued training (``train --trained-agent``) and EnvPool
+environments (``train --vec-env envpool``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import EnvironmentName
 
-from sb3_trpo_critic.extras import as_missing_extra, environment_dependency_message
+from sb3_trpo_critic.extras import as_missing_extra, check_extra, environment_dependency_message
 from sb3_trpo_critic.trpo_critic import HyperparameterError
 from sb3_trpo_critic.zoo import hub
 from sb3_trpo_critic.zoo.cli import command_name
+from sb3_trpo_critic.zoo.envs import vec_env_engine
 from sb3_trpo_critic.zoo.hyperparameters import (
     ZooError,
     check_model_kwargs,
@@ -77,6 +79,11 @@ CAUGHT: tuple[type[BaseException], ...] = (ValueError, AssertionError, *USER_ERR
 
 HYPERPARAMS_FLAGS = ("--hyperparams", "-params")
 
+#: ``train``'s option of the vectorized environment; its values rl-zoo3 does not take are this command's.
+VEC_ENV_FLAG = "--vec-env"
+#: The values of :data:`VEC_ENV_FLAG` this command takes itself (rl-zoo3 takes ``dummy`` and ``subproc``).
+OWN_VEC_ENVS = ("envpool",)
+
 TRACEBACK_VARIABLE = "SB3_TRPO_CRITIC_TRACEBACK"
 
 
@@ -94,11 +101,17 @@ class ZooExperimentManager(ExperimentManager):
     - continuing a trained agent of this package's algorithms (``--trained-agent``), the count of timesteps goes on
       from the saved one (``learn(reset_num_timesteps=False)``; rl-zoo3 restarts it), and a warning says when
       the environment is normalized but the agent's ``vecnormalize.pkl`` is not found (rl-zoo3 then starts
-      new statistics).
+      new statistics);
+    - with :attr:`vec_env` ``envpool`` (``train --vec-env envpool``), :meth:`create_envs` builds every
+      environment (training, evaluation, the search's) on EnvPool, with rl-zoo3's wrappers above it
+      (:func:`~sb3_trpo_critic.zoo.envs.vec_env_engine`).
     """
 
     #: Whether training (or the hyperparameter search) has started in this process.
     started: ClassVar[bool] = False
+    #: The engine of the environments: ``dummy`` (rl-zoo3's own, ``DummyVecEnv`` or ``SubprocVecEnv`` by its
+    #: ``--vec-env``) or ``envpool``.
+    vec_env: ClassVar[str] = "dummy"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         bound = inspect.signature(ExperimentManager.__init__).bind(self, *args, **kwargs)
@@ -154,6 +167,11 @@ class ZooExperimentManager(ExperimentManager):
                 )
         return super()._maybe_normalize(env, eval_env)
 
+    def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> Any:
+        """Build the environment as rl-zoo3 does, on the engine :attr:`vec_env`."""
+        with vec_env_engine(self, self.vec_env):
+            return super().create_envs(n_envs, eval_env=eval_env, no_log=no_log)
+
     def hyperparameters_optimization(self) -> None:
         """Search, as rl-zoo3 does; errors from here on are reported with their traceback."""
         type(self).started = True
@@ -183,7 +201,8 @@ def _usage(command: str) -> str:
         "Runs rl-zoo3's script with TRPOCritic registered as `trpo_critic` and RecurrentTRPOCritic as\n"
         "`recurrent_trpo_critic`, next to rl-zoo3's algorithms (ppo, trpo, ppo_lstm, ...). `train --algo\n"
         "trpo_critic` reads sb3-trpo-critic's trpo_critic.yml (recurrent_trpo_critic: recurrent_trpo_critic.yml)\n"
-        "unless --conf-file is given. `<script> --help` lists the script's arguments.\n"
+        "unless --conf-file is given. `train --vec-env envpool` builds the environments on EnvPool (the envpool\n"
+        "extra). `<script> --help` lists the script's arguments.\n"
     )
 
 
@@ -249,6 +268,33 @@ def check_hyperparams_arguments(arguments: Sequence[str]) -> None:
             ) from None
 
 
+def take_vec_env(arguments: Sequence[str]) -> tuple[list[str], str]:
+    """
+    Take ``--vec-env envpool`` (or ``--vec-env=envpool``) out of ``train``'s arguments: rl-zoo3's parser takes only
+    its own engines (``dummy``, ``subproc``), which are left in place.
+
+    :param arguments: The script's arguments
+    :return: The arguments for rl-zoo3, and the engine (``dummy`` when none of :data:`OWN_VEC_ENVS` is given)
+    """
+    kept: list[str] = []
+    vec_env = "dummy"
+    index = 0
+    while index < len(arguments):
+        argument = arguments[index]
+        value = None
+        if argument == VEC_ENV_FLAG and index + 1 < len(arguments):
+            value, width = arguments[index + 1], 2
+        elif argument.startswith(f"{VEC_ENV_FLAG}="):
+            value, width = argument.partition("=")[2], 1
+        if value in OWN_VEC_ENVS:
+            vec_env = value
+            index += width
+            continue
+        kept.append(argument)
+        index += 1
+    return kept, vec_env
+
+
 def _script(name: str) -> Callable[[], Any]:
     module_name, function = SCRIPTS[name]
     if name in hub.HUB_SCRIPTS:
@@ -283,10 +329,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ZooExperimentManager.started = False
     try:
         check_hyperparams_arguments(rest)
+        vec_env = "dummy"
+        if script == "train":
+            rest, vec_env = take_vec_env(rest)
+            if vec_env == "envpool":
+                check_extra("envpool", needed_by="--vec-env envpool")
         import rl_zoo3.train
 
         with contextlib.ExitStack() as changes:
             changes.enter_context(_patched(rl_zoo3.train, "ExperimentManager", ZooExperimentManager))
+            changes.enter_context(_patched(ZooExperimentManager, "vec_env", vec_env))
             changes.enter_context(_argv([f"{command} {script}", *rest]))
             if script in DOWNLOADING_SCRIPTS:
                 changes.enter_context(hub.missing_files_are_http_errors())
