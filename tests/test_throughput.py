@@ -1,6 +1,12 @@
 """The throughput benchmark's pieces, and TRPOCritic's rollout settings."""
 
+import json
+import os
 import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import torch as th
@@ -8,7 +14,17 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_trpo_critic import TRPOCritic
 from sb3_trpo_critic.benchmarks import throughput
-from sb3_trpo_critic.benchmarks.throughput import Measurement, Variant, measure, parse_variant, schedule, summarize
+from sb3_trpo_critic.benchmarks.throughput import (
+    ENV_STACK_LABEL,
+    Measurement,
+    Variant,
+    env_stack_variant,
+    measure,
+    parse_variant,
+    schedule,
+    summarize,
+)
+from sb3_trpo_critic.benchmarks.timing import random_action_seconds, time_learn
 
 
 def test_parse_variant():
@@ -32,35 +48,14 @@ def test_parse_variant():
             parse_variant(bad)
 
 
-def test_command_line_takes_variants_after_the_algorithms(monkeypatch, capsys):
-    jobs = []
-
-    class FakePool:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc_info):
-            return False
-
-        def imap(self, function, arguments):
-            for job in arguments:
-                jobs.append(job)
-                env_id, variant, round_ = job[:3]
-                yield Measurement(env_id, variant.label, round_, 1000, 1.0, 0.5, 0.25)
-
-    class Context:
-        Pool = FakePool
-
-    monkeypatch.setattr(throughput.multiprocessing, "get_context", lambda method: Context())
+def test_command_line_takes_variants_after_the_algorithms(fake_pool, capsys):
     argv = ["--envs", "E", "--algos", "trpo_critic", "ppo", "--variant", "trpo_critic", "n_envs:8", "--rounds", "1"]
     assert throughput.main(argv) == 0
-    assert [job[1] for job in jobs] == [
+    assert [job[1] for job in fake_pool] == [
         Variant("trpo_critic", "trpo_critic"),
         Variant("ppo", "ppo"),
         Variant("trpo_critic n_envs:8", "trpo_critic", (("n_envs", 8),)),
+        Variant(ENV_STACK_LABEL, "trpo_critic", env_stack=True),  # the env stack of the first algorithm's entry
     ]
     assert "| trpo_critic n_envs:8 | 1 |" in capsys.readouterr().out
     for argv in (["--algos", "trpo_critic[n_envs=8]"], ["--variant", "trpo_critic", "n_envs=8"]):
@@ -126,3 +121,369 @@ def test_distribution_validation_is_off_during_the_rollout_only():
     model.learn(128, callback=Probe())
     assert seen and set(seen) == {False}
     assert th.distributions.Distribution._validate_args is True  # restored for train() and afterwards
+
+
+# --- the warm-up, the env stack, the peers (issue 24) -------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "index.md"
+
+
+class FakeModel:
+    """SB3's learn loop in miniature: each rollout of n_steps * n_envs steps, then train(); the first of each is slow."""
+
+    n_steps, n_envs = 4, 2
+
+    def __init__(self):
+        self.num_timesteps = 0
+        self.calls = 0
+
+    def learn(self, total_timesteps, reset_num_timesteps=True):
+        end = total_timesteps + (0 if reset_num_timesteps else self.num_timesteps)
+        while self.num_timesteps < end:
+            self.collect_rollouts()
+            self.train()
+
+    def collect_rollouts(self):
+        time.sleep(0.2 if self.calls == 0 else 0.01)  # the first rollout: JIT compilation
+        self.num_timesteps += self.n_steps * self.n_envs
+
+    def train(self):
+        time.sleep(0.2 if self.calls == 0 else 0.02)
+        self.calls += 1
+
+
+def test_time_learn_times_after_one_rollout_and_update_of_warm_up():
+    phases = time_learn(FakeModel(), timesteps=24)
+    assert (phases.warmup_timesteps, phases.timesteps) == (8, 24)
+    assert 0.03 <= phases.rollout_seconds < 0.15 and 0.06 <= phases.train_seconds < 0.2  # 3 rollouts, not the first
+    assert phases.rollout_seconds + phases.train_seconds <= phases.seconds < 0.35
+
+
+def test_measure_warms_up_then_times_the_requested_steps():
+    m = measure("CartPole-v1", Variant("ppo", "ppo"), 0, timesteps=1024, seed=0, threads=1)
+    # rl-zoo3's CartPole-v1 ppo entry: 8 envs x 32 steps per rollout
+    assert (m.warmup_timesteps, m.timesteps) == (256, 1024)
+
+
+def test_random_action_seconds_steps_whole_vectors():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env("CartPole-v1", n_envs=3, seed=0)
+    steps = []
+    step = venv.step
+
+    def spy(actions):
+        steps.append(actions.copy())
+        return step(actions)
+
+    venv.step = spy  # type: ignore[method-assign]
+    taken, seconds = random_action_seconds(venv, 10, seed=0)
+    assert taken == 12 and len(steps) == 4 and seconds > 0
+    assert len({tuple(actions) for actions in steps}) > 1  # fresh random actions, not one repeated
+
+
+def test_env_stack_is_the_first_zoo_algorithms_entry():
+    algos = [Variant("sbx_ppo", "sbx_ppo"), Variant("trpo", "trpo"), Variant("ppo", "ppo")]
+    assert env_stack_variant(algos) == Variant(ENV_STACK_LABEL, "trpo", env_stack=True)
+    assert env_stack_variant([Variant("tianshou_trpo", "tianshou_trpo")]).algo == "trpo_critic"
+
+
+def test_env_stack_steps_the_training_env_of_our_entry(monkeypatch):
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from sb3_trpo_critic.zoo import load_zoo_hyperparameters
+
+    stepped = []
+    random_steps = throughput.random_action_seconds
+
+    def spy(venv, timesteps, seed=0):
+        stepped.append((venv, timesteps))
+        return random_steps(venv, timesteps, seed)
+
+    monkeypatch.setattr(throughput, "random_action_seconds", spy)
+    m = measure("Hopper-v5", env_stack_variant([Variant("trpo_critic", "trpo_critic")]), 2, timesteps=1000, seed=0, threads=1)
+    (warmup_env, warmup), (env, timesteps) = stepped
+    entry = load_zoo_hyperparameters("trpo_critic", "Hopper-v5")
+    assert env is warmup_env and (warmup, timesteps) == (entry.model_kwargs["n_steps"] * entry.n_envs, 1000)
+    assert isinstance(env, VecNormalize) and isinstance(env.venv, DummyVecEnv) and env.num_envs == entry.n_envs == 8
+    assert (m.label, m.round, m.timesteps, m.warmup_timesteps) == (ENV_STACK_LABEL, 2, 1000, 2048)
+    assert m.rollout_seconds == m.seconds > 0 and m.train_seconds == 0
+
+
+def test_summary_env_stack_row_and_fractions():
+    variants = [Variant("ours", "ours"), Variant("theirs", "theirs"), Variant(ENV_STACK_LABEL, "ours", env_stack=True)]
+    measurements = [
+        Measurement("E", "ours", 0, 1000, 1.0, 0.5, 0.25),
+        Measurement("E", "theirs", 0, 1000, 2.0, 1.0, 0.5),
+        Measurement("E", ENV_STACK_LABEL, 0, 1000, 0.25, 0.25, 0.0),
+    ]
+    table = summarize(measurements, variants)
+    assert "| ours is x faster | fraction of env stack | rollout env-steps/s |" in table
+    assert "| ours | 1 | 1000 | 1.00 | 0.25 | 2000 | 0.250 | 0.250 |" in table
+    assert "| theirs | 1 | 500 | 2.00 | 0.12 | 1000 | 0.500 | 0.500 |" in table
+    assert f"| {ENV_STACK_LABEL} | 1 | 4000 | 0.25 | 1.00 | 4000 | - | - |" in table
+
+
+class FakePool:
+    """multiprocessing's Pool, in this process: records the jobs, measures nothing."""
+
+    jobs: ClassVar[list] = []
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def imap(self, function, arguments):
+        for job in arguments:
+            FakePool.jobs.append(job)
+            env_id, variant, round_ = job[:3]
+            yield Measurement(env_id, variant.label, round_, 1000, 1.0, 0.5, 0.0 if variant.env_stack else 0.25, 8)
+
+
+@pytest.fixture
+def fake_pool(monkeypatch):
+    class Context:
+        Pool = FakePool
+
+    FakePool.jobs = []
+    monkeypatch.setattr(throughput.multiprocessing, "get_context", lambda method: Context())
+    return FakePool.jobs
+
+
+def test_rounds_rotate_through_the_peers_and_the_env_stack(fake_pool, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(throughput, "check_peer", lambda algo: None)  # as if the extra were installed
+    out = tmp_path / "measurements.json"
+    argv = ["--envs", "E", "--algos", "trpo_critic", "tianshou_trpo", "sbx_ppo", "--rounds", "2", "--out", str(out)]
+    assert throughput.main(argv) == 0
+    labels = [(job[2], job[1].label) for job in fake_pool]
+    assert labels == [
+        (0, "trpo_critic"),
+        (0, "tianshou_trpo"),
+        (0, "sbx_ppo"),
+        (0, ENV_STACK_LABEL),
+        (1, "tianshou_trpo"),
+        (1, "sbx_ppo"),
+        (1, ENV_STACK_LABEL),
+        (1, "trpo_critic"),
+    ]
+    assert fake_pool[3][1] == Variant(ENV_STACK_LABEL, "trpo_critic", env_stack=True)
+    table = capsys.readouterr().out
+    assert "| tianshou_trpo | 2 |" in table and "| sbx_ppo | 2 |" in table and f"| {ENV_STACK_LABEL} | 2 |" in table
+    records = json.loads(out.read_text())
+    assert [record["label"] for record in records] == [label for _, label in labels]
+    assert records[3] == {
+        "env_id": "E",
+        "label": ENV_STACK_LABEL,
+        "round": 0,
+        "timesteps": 1000,
+        "seconds": 1.0,
+        "rollout_seconds": 0.5,
+        "train_seconds": 0.0,
+        "warmup_timesteps": 8,
+    }
+
+
+def test_the_committed_measurement_files_still_read():
+    for path in sorted((DOCS.parent.parent.parent / "benchmarks" / "results" / "throughput").glob("*.json")):
+        measurements = [Measurement(**record) for record in json.loads(path.read_text())]
+        assert measurements and all(m.warmup_timesteps == 0 and m.fps > 0 for m in measurements), path
+
+
+def test_without_the_env_stack(fake_pool, capsys):
+    assert throughput.main(["--envs", "E", "--algos", "trpo_critic", "ppo", "--rounds", "1", "--no-env-stack"]) == 0
+    assert [job[1].label for job in fake_pool] == ["trpo_critic", "ppo"]
+    assert "fraction of env stack" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("algo", "hidden", "missing"), [("tianshou_trpo", "tianshou", "tianshou"), ("sbx_ppo", "jax", "jax")])
+def test_a_peer_without_the_peers_extra_is_one_line_and_exit_2(fake_pool, monkeypatch, capsys, algo, hidden, missing):
+    monkeypatch.setitem(sys.modules, hidden, None)  # as if not installed
+    with pytest.raises(SystemExit) as exit_info:
+        throughput.main(["--envs", "Hopper-v5", "--algos", "trpo_critic", algo])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(
+        f"error: --algos {algo} needs the 'peers' extra ({missing} is not installed): pip install \"sb3-trpo-critic[peers]\""
+    )
+    assert fake_pool == []  # nothing was started
+    assert throughput.main(["--envs", "E", "--algos", "trpo_critic", "ppo", "--rounds", "1"]) == 0  # no peer: as before
+
+
+def test_tianshou_trpo_takes_no_changes(fake_pool, monkeypatch, capsys):
+    monkeypatch.setattr(throughput, "check_peer", lambda algo: None)
+    with pytest.raises(SystemExit) as exit_info:
+        throughput.main(["--envs", "E", "--variant", "tianshou_trpo", "max_kl:0.02"])
+    assert exit_info.value.code == 2 and "--variant tianshou_trpo takes no KEY:VALUE" in capsys.readouterr().err
+    assert fake_pool == []
+
+
+def documented(heading: str, column: int = 1) -> dict[str, str]:
+    """The settings table after the paragraph starting with ``heading`` in docs/benchmarks/index.md: setting -> value."""
+    text = DOCS.read_text()
+    rows = text[text.index(heading) :].split("\n\n| setting |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    return {row[0]: row[column] for row in cells}
+
+
+@pytest.mark.slow  # importing Tianshou: about 10 s
+def test_tianshou_trpo_is_built_with_the_documented_settings():
+    pytest.importorskip("tianshou")
+    from tianshou.data import VectorReplayBuffer
+    from tianshou.env import DummyVectorEnv, VectorEnvNormObs
+    from torch import nn
+
+    from sb3_trpo_critic.benchmarks.peers import tianshou_trpo_training
+
+    training = tianshou_trpo_training("Hopper-v5", seed=0, threads=1)
+    algorithm, policy, collector = training.algorithm, training.algorithm.policy, training.collector
+    params = training.trainer_params(20480)
+    actor_layers = list(policy.actor.preprocess.model.model)
+    critic_layers = list(algorithm.critic.preprocess.model.model)
+    (mu,) = policy.actor.mu.model
+    (adam,) = [algorithm.optim._optim]
+    (schedule,) = algorithm.lr_schedulers
+    values = {
+        "training envs": len(training.envs),
+        "env steps per collect": params.collection_step_num_env_steps,
+        "batch size": params.batch_size,
+        "repetitions per update": params.update_step_num_repetitions,
+        "log std (state-independent)": float(policy.actor.sigma_param.detach().unique()),
+        "return scaling (rew_norm)": algorithm.return_scaling,
+        "advantage normalization": algorithm.advantage_normalization,
+        "max_kl": algorithm.max_kl,
+        "backtrack_coeff": algorithm.backtrack_coeff,
+        "max_backtracks": algorithm.max_backtracks,
+        "gamma": algorithm.gamma,
+        "gae_lambda": algorithm.gae_lambda,
+        "critic steps per update": algorithm.optim_critic_iters,
+        "learning rate": adam.param_groups[0]["initial_lr"],
+        "buffer": collector.buffer.maxsize,
+        "exploration noise": collector.exploration_noise,
+    }
+    docs = documented("**`tianshou_trpo`**")
+    for setting, value in values.items():
+        assert docs[setting].split()[0].strip(",") == str(value), setting
+    # and the rest of the table, read from the objects
+    assert (values["training envs"], values["env steps per collect"], values["batch size"]) == (16, 1024, None)
+    assert (algorithm.max_kl, algorithm.backtrack_coeff, algorithm.max_backtracks, algorithm.optim_critic_iters) == (
+        0.01,
+        0.8,
+        10,
+        20,
+    )
+    assert isinstance(training.envs, VectorEnvNormObs) and training.envs.update_obs_rms
+    assert isinstance(training.envs.venv, DummyVectorEnv) and docs["vector env"] == "`DummyVectorEnv`"
+    for layers in (actor_layers, critic_layers):
+        assert [type(layer) for layer in layers] == [nn.Linear, nn.Tanh, nn.Linear, nn.Tanh]
+        assert [layer.out_features for layer in layers[::2]] == [64, 64]
+    assert docs["hidden sizes"].startswith("64, 64") and docs["activation"] == "Tanh"
+    assert mu.weight.abs().max() < 0.05 and not mu.bias.any()  # orthogonal x 0.01, zero bias
+    assert schedule.lr_lambdas[0].__self__.max_update_num == 3000 and "over 3000 updates" in docs["learning rate"]
+    assert (policy.action_scaling, policy.action_bound_method) == (True, "clip")
+    assert isinstance(collector.buffer, VectorReplayBuffer) and collector.buffer.buffer_num == 16
+    training.envs.close()
+
+
+@pytest.mark.slow
+def test_tianshou_trpo_measures_a_tiny_training():
+    pytest.importorskip("tianshou")
+    m = measure("Hopper-v5", Variant("tianshou_trpo", "tianshou_trpo"), 0, timesteps=1024, seed=0, threads=1)
+    assert (m.timesteps, m.warmup_timesteps) == (1024, 1024)
+    assert 0 < m.rollout_seconds < m.seconds and 0 < m.train_seconds < m.seconds
+    assert m.rollout_seconds + m.train_seconds <= m.seconds
+
+
+def test_sbx_ppo_arguments_translate_what_sbx_does_not_take():
+    pytest.importorskip("sbx")
+    import flax.linen
+    from torch import nn
+
+    from sb3_trpo_critic.benchmarks.peers import sbx_ppo_arguments
+
+    arguments = sbx_ppo_arguments({"n_steps": 512, "policy_kwargs": {"activation_fn": nn.ReLU, "ortho_init": False}})
+    assert arguments == {"n_steps": 512, "policy_kwargs": {"activation_fn": flax.linen.relu, "ortho_init": False}}
+    tanh = sbx_ppo_arguments({"policy_kwargs": {"activation_fn": nn.Tanh}})["policy_kwargs"]["activation_fn"]
+    assert tanh is flax.linen.tanh
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"target_kl": 0.01}, "target_kl"),
+        ({"policy_kwargs": {"activation_fn": nn.Softplus}}, "no flax activation"),
+        ({"policy_kwargs": {"full_std": True}}, "does not take policy_kwargs.full_std"),
+        ({"create_eval_env": True}, "does not take create_eval_env"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            sbx_ppo_arguments(bad)
+
+
+@pytest.fixture
+def jax_environment(monkeypatch):
+    """JAX's environment variables unset, and restored afterwards (jax_threads sets them in os.environ)."""
+    for name in ("XLA_FLAGS", "NPROC", "JAX_PLATFORMS"):
+        monkeypatch.setenv(name, "")  # recorded, so that the teardown restores the variable as it was
+        monkeypatch.delenv(name)
+
+
+def test_jax_threads_are_set_before_jax_is_imported(jax_environment, monkeypatch):
+    from sb3_trpo_critic.benchmarks.peers import jax_threads
+
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    jax_threads(1)
+    assert os.environ["NPROC"] == "1" and os.environ["JAX_PLATFORMS"] == "cpu"
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    monkeypatch.delenv("XLA_FLAGS")
+    jax_threads(2)
+    assert os.environ["NPROC"] == "2" and "XLA_FLAGS" not in os.environ
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:jax is imported already")  # the second model, in this process
+def test_sbx_ppo_is_rl_zoo3s_ppo_entry_and_measures_a_tiny_training(jax_environment):
+    pytest.importorskip("sbx")
+    import flax.linen
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from sb3_trpo_critic.benchmarks.peers import sbx_ppo_model
+    from sb3_trpo_critic.zoo import load_zoo_hyperparameters
+
+    model = sbx_ppo_model("Hopper-v5", seed=0, threads=1)
+    entry = load_zoo_hyperparameters("ppo", "Hopper-v5")
+    policy, env = model.policy, model.get_env()
+    values = {
+        "n_envs": env.num_envs,
+        "normalize": isinstance(env, VecNormalize),
+        "n_steps": model.n_steps,
+        "batch_size": model.batch_size,
+        "n_epochs": model.n_epochs,
+        "gamma": model.gamma,
+        "gae_lambda": model.gae_lambda,
+        "learning_rate": model.lr_schedule(1.0),
+        "clip_range": model.clip_range_schedule(1.0),
+        "ent_coef": model.ent_coef,
+        "vf_coef": model.vf_coef,
+        "max_grad_norm": model.max_grad_norm,
+        "log_std_init": policy.log_std_init,
+        "ortho_init": policy.ortho_init,
+        "activation_fn": policy.activation_fn.__name__,
+        "net_arch": ", ".join(map(str, policy.net_arch_pi)),
+    }
+    docs = documented("**`sbx_ppo`**", column=2)  # the Hopper-v5 column
+    assert docs["rl-zoo3 entry"] == entry.entry == "Hopper-v4"
+    for setting, value in values.items():
+        assert docs[setting].split(" (")[0] == str(value), setting
+    kwargs = entry.model_kwargs
+    for key in ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm"):
+        assert getattr(model, key) == kwargs[key], key
+    assert values["learning_rate"] == kwargs["learning_rate"](1.0) and values["clip_range"] == kwargs["clip_range"](1.0)
+    assert policy.activation_fn is flax.linen.relu and policy.net_arch_pi == policy.net_arch_vf == [256, 256]
+    assert isinstance(env.venv, DummyVecEnv) and env.gamma == kwargs["gamma"]
+    env.close()
+
+    m = measure("Hopper-v5", Variant("sbx_ppo", "sbx_ppo"), 0, timesteps=1024, seed=0, threads=1)
+    assert (m.timesteps, m.warmup_timesteps) == (1024, 512)
+    assert 0 < m.rollout_seconds < m.seconds and 0 < m.train_seconds < m.seconds

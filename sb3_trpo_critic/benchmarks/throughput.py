@@ -1,16 +1,33 @@
-"""Whole-training throughput of TRPOCritic, sb3_contrib.TRPO and PPO, side by side, by phase.
+"""Whole-training throughput of TRPOCritic, sb3_contrib.TRPO, PPO and peers from other libraries, side by side, by phase.
 
 Each algorithm trains from its rl-zoo3 entry (``trpo_critic`` from this package's file, the others
 from rl-zoo3's, chosen by :func:`~sb3_trpo_critic.zoo.select_entry`) on environments built as
 rl-zoo3 builds them, for a fixed number of env steps, in a fresh process per training. The
 trainings are interleaved: every round runs each (env, algorithm) once, in a rotated order, so that
-a slow or busy moment of the machine does not fall on one algorithm. Each training reports its
-env-steps per second (rollouts + updates, setup and evaluation excluded) and where the time went:
-``collect_rollouts`` (rollout), ``train()`` (train) and the rest of ``learn()`` (other); the table
-gives the median over rounds and how many times faster the first algorithm is than each::
+a slow or busy moment of the machine does not fall on one algorithm. Every training is warmed up
+first, untimed, by one rollout and one update (JIT compilation and first calls would otherwise
+weigh on short trainings), then trains for the requested env steps, timed
+(:func:`~sb3_trpo_critic.benchmarks.timing.time_learn`: ``learn(timesteps, reset_num_timesteps=False)``).
+Each training reports its env-steps per second (rollouts + updates of the timed part; setup, warm-up
+and evaluation excluded) and where the time went: ``collect_rollouts`` (rollout), ``train()`` (train)
+and the rest of ``learn()`` (other); the table gives the median over rounds and how many times
+faster the first algorithm is than each::
 
     python -m sb3_trpo_critic.benchmarks.throughput --envs HalfCheetah-v5 Hopper-v5 Walker2d-v5 \\
         --algos trpo_critic trpo ppo --timesteps 20480 --rounds 3 --threads 2
+
+In the same rounds, the env stack alone is measured for each env (the row ``env stack (random actions)``):
+the training env that the first zoo algorithm of ``--algos`` (``trpo_critic``: ``DummyVecEnv`` +
+``VecNormalize``, the entry's ``n_envs``) is built with, stepped with random actions for the same env steps,
+after one rollout's worth of steps as its warm-up; each row's env-steps/s is also given as a fraction of its
+rate. ``--no-env-stack`` leaves it out.
+
+``--algos`` also takes two peers from other libraries, with their own libraries' recommended settings
+(:mod:`sb3_trpo_critic.benchmarks.peers`, the ``peers`` extra): ``tianshou_trpo`` (Tianshou 2.0.1's TRPO
+as its MuJoCo example sets it up) and ``sbx_ppo`` (SBX's PPO with rl-zoo3's PPO entry)::
+
+    python -m sb3_trpo_critic.benchmarks.throughput --envs HalfCheetah-v5 Hopper-v5 \\
+        --algos trpo_critic tianshou_trpo sbx_ppo --timesteps 20480 --rounds 3 --threads 1
 
 A variant of an algorithm, with keys of its entry replaced, is measured beside the others (interleaved in the
 same rounds) with ``--variant ALGO KEY:VALUE ...``, written as rl-zoo3's and the comparison runner's
@@ -27,26 +44,46 @@ import json
 import multiprocessing
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sb3_trpo_critic.benchmarks.peers import PEER_MODULES, check_peer, measure_peer
+from sb3_trpo_critic.benchmarks.timing import Phases, random_action_seconds, time_learn
 from sb3_trpo_critic.extras import requires_extra
 
 with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
     from sb3_trpo_critic.benchmarks.results import RunSpec
     from sb3_trpo_critic.benchmarks.run import build_training, parse_hyperparams
 
+#: The label of the env stack's row: the VecEnv stack of a zoo entry alone, stepped with random actions.
+ENV_STACK_LABEL = "env stack (random actions)"
+#: The algorithm whose entry's env stack is measured when ``--algos`` has only peers.
+ENV_STACK_DEFAULT_ALGO = "trpo_critic"
+
 
 @dataclass(frozen=True)
 class Variant:
-    """An algorithm and the changes to its zoo entry, as written on the command line."""
+    """
+    An algorithm and the changes to its zoo entry, as written on the command line; or, with ``env_stack``, the env
+    stack that algorithm's entry builds, stepped alone with random actions.
+    """
 
     label: str
     algo: str
     overrides: tuple[tuple[str, Any], ...] = ()
+    env_stack: bool = False
+
+
+def env_stack_variant(variants: Sequence[Variant]) -> Variant:
+    """
+    :param variants: The algorithms of ``--algos``
+    :return: The env stack of the first of them built from a zoo entry (not a peer), or of
+        :data:`ENV_STACK_DEFAULT_ALGO`'s entry
+    """
+    algo = next((variant.algo for variant in variants if variant.algo not in PEER_MODULES), ENV_STACK_DEFAULT_ALGO)
+    return Variant(ENV_STACK_LABEL, algo, env_stack=True)
 
 
 def parse_variant(words: Sequence[str]) -> Variant:
@@ -70,7 +107,18 @@ def parse_variant(words: Sequence[str]) -> Variant:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One training: its env steps and the seconds spent in each phase."""
+    """
+    One training (or the env stack alone): the env steps of its timed part and the seconds spent in each phase.
+
+    :param env_id: The environment
+    :param label: The algorithm's label (its ``--algos`` name or ``--variant`` words), or :data:`ENV_STACK_LABEL`
+    :param round: The round
+    :param timesteps: Env steps timed
+    :param seconds: Their seconds
+    :param rollout_seconds: Of which collecting rollouts (the env stack: all)
+    :param train_seconds: Of which updating
+    :param warmup_timesteps: Env steps of the untimed warm-up before them (0 in files written before the warm-up)
+    """
 
     env_id: str
     label: str
@@ -79,6 +127,7 @@ class Measurement:
     seconds: float
     rollout_seconds: float
     train_seconds: float
+    warmup_timesteps: int = 0
 
     @property
     def fps(self) -> float:
@@ -90,28 +139,37 @@ class Measurement:
 
 
 def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: int, threads: int) -> Measurement:
-    """Train one algorithm from its zoo entry and time its phases (run in a fresh process)."""
-    spec = RunSpec(variant.algo, env_id, seed, timesteps=timesteps, threads=threads, hyperparams=variant.overrides)
-    _, env, model = build_training(spec, device="cpu")
-    clock = {"rollout": 0.0, "train": 0.0}
+    """
+    Train one algorithm (or step its env stack) and time its phases, after a warm-up (run in a fresh process).
 
-    def timed(name: str, method: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                clock[name] += time.perf_counter() - start
+    An algorithm of rl-zoo3's is built from its zoo entry by the comparison runner's builder
+    (:func:`~sb3_trpo_critic.benchmarks.run.build_training`) and timed by
+    :func:`~sb3_trpo_critic.benchmarks.timing.time_learn`; a peer by
+    :func:`~sb3_trpo_critic.benchmarks.peers.measure_peer`; an env stack is the training env the same builder makes
+    for the entry, stepped with random actions for one rollout's env steps (the warm-up), then for ``timesteps``
+    (:func:`~sb3_trpo_critic.benchmarks.timing.random_action_seconds`).
 
-        return wrapper
-
-    model.collect_rollouts = timed("rollout", model.collect_rollouts)
-    model.train = timed("train", model.train)
-    start = time.perf_counter()
-    model.learn(total_timesteps=timesteps)
-    seconds = time.perf_counter() - start
-    env.close()
-    return Measurement(env_id, variant.label, round_, int(model.num_timesteps), seconds, clock["rollout"], clock["train"])
+    :param env_id: The environment
+    :param variant: The algorithm, or an env stack
+    :param round_: The round, recorded
+    :param timesteps: Env steps of the timed part
+    :param seed: Seed of the model and of the envs
+    :param threads: Torch (and JAX) threads
+    :return: The measurement
+    """
+    if variant.algo in PEER_MODULES and not variant.env_stack:
+        phases = measure_peer(variant.algo, env_id, timesteps, seed, threads, variant.overrides)
+    else:
+        spec = RunSpec(variant.algo, env_id, seed, timesteps=timesteps, threads=threads, hyperparams=variant.overrides)
+        _, env, model = build_training(spec, device="cpu")
+        if variant.env_stack:
+            warmup, _ = random_action_seconds(env, model.n_steps * model.n_envs, seed)
+            steps, seconds = random_action_seconds(env, timesteps, seed + 1)
+            phases = Phases(steps, seconds, seconds, 0.0, warmup)
+        else:
+            phases = time_learn(model, timesteps)
+        env.close()
+    return Measurement(env_id, variant.label, round_, **asdict(phases))
 
 
 def _measure_job(job: tuple[str, Variant, int, int, int, int]) -> Measurement:
@@ -129,30 +187,44 @@ def schedule(envs: Sequence[str], variants: Sequence[Variant], rounds: int) -> l
 
 
 def summarize(measurements: Sequence[Measurement], variants: Sequence[Variant]) -> str:
-    """A Markdown table per environment: medians over rounds, and ratios of fps to the first variant."""
+    """
+    A Markdown table per environment: medians over rounds, how many times faster the first variant is than each
+    row, and, where the env stack was measured, each row's env-steps/s as a fraction of the env stack's.
+
+    :param measurements: The measurements
+    :param variants: The variants, in the order of the rows (the first is the one the ratios are of; an env stack's
+        row has no train or other time)
+    :return: The tables
+    """
     lines = []
     for env_id in dict.fromkeys(m.env_id for m in measurements):
+        here = [m for m in measurements if m.env_id == env_id]
+        stack = [m for m in here if m.label == ENV_STACK_LABEL]
+        stack_fps = statistics.median(m.fps for m in stack) if stack else None
+        fraction = "" if stack_fps is None else " fraction of env stack |"
         lines += [
             f"### {env_id}",
             "",
-            f"| algo | rounds | env-steps/s | {variants[0].label} is x faster | rollout env-steps/s "
+            f"| algo | rounds | env-steps/s | {variants[0].label} is x faster |{fraction} rollout env-steps/s "
             "| train s per 1k steps | other s per 1k steps |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|" + ("---|" if fraction else "") + "---|---|---|",
         ]
         base = None
         for variant in variants:
-            runs = [m for m in measurements if m.env_id == env_id and m.label == variant.label]
+            runs = [m for m in here if m.label == variant.label]
             if not runs:
                 continue
             fps = statistics.median(m.fps for m in runs)
             base = base or fps
             rollout_fps = statistics.median(m.timesteps / m.rollout_seconds for m in runs)
-            train = statistics.median(1000 * m.train_seconds / m.timesteps for m in runs)
-            other = statistics.median(1000 * m.other_seconds / m.timesteps for m in runs)
-            lines.append(
-                f"| {variant.label} | {len(runs)} | {fps:.0f} | {base / fps:.2f} | {rollout_fps:.0f} "
-                f"| {train:.3f} | {other:.3f} |"
-            )
+            if variant.env_stack:
+                train = other = "-"
+            else:
+                train = f"{statistics.median(1000 * m.train_seconds / m.timesteps for m in runs):.3f}"
+                other = f"{statistics.median(1000 * m.other_seconds / m.timesteps for m in runs):.3f}"
+            cells = [variant.label, str(len(runs)), f"{fps:.0f}", f"{base / fps:.2f}"]
+            cells += [f"{fps / stack_fps:.2f}"] if stack_fps is not None else []
+            lines.append("| " + " | ".join([*cells, f"{rollout_fps:.0f}", train, other]) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -160,7 +232,13 @@ def summarize(measurements: Sequence[Measurement], variants: Sequence[Variant]) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
-    parser.add_argument("--algos", nargs="+", default=["trpo_critic", "trpo", "ppo"])
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        default=["trpo_critic", "trpo", "ppo"],
+        help="rl-zoo3's algorithms (trpo_critic, trpo, ppo, ...), each with its zoo entry, or the peers "
+        f"{', '.join(PEER_MODULES)} (the 'peers' extra); the ratios are of the first",
+    )
     parser.add_argument(
         "--variant",
         nargs="+",
@@ -172,17 +250,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--timesteps", type=int, default=20_480, help="env steps per training")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of each training")
+    parser.add_argument("--threads", type=int, default=2, help="torch (and JAX) threads of each training")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-env-stack",
+        action="store_true",
+        help=f"do not measure the env stack alone (the row {ENV_STACK_LABEL!r} and each row's fraction of it)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON here")
     args = parser.parse_args(argv)
     try:
-        variants = [parse_variant([algo]) for algo in args.algos] + [parse_variant(words) for words in args.variant]
+        algos = [parse_variant([algo]) for algo in args.algos]
+        variants = algos + [parse_variant(words) for words in args.variant]
     except ValueError as error:
         parser.error(str(error))
     for name in ("timesteps", "rounds", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
+    for variant in variants:
+        if variant.algo == "tianshou_trpo" and variant.overrides:
+            parser.error("--variant tianshou_trpo takes no KEY:VALUE: its settings are those of Tianshou's example")
+    for algo in dict.fromkeys(variant.algo for variant in variants if variant.algo in PEER_MODULES):
+        with requires_extra("peers", "__main__"):  # without the extra: one line naming it, exit 2
+            check_peer(algo)
+    if not args.no_env_stack:
+        variants.append(env_stack_variant(algos))
 
     jobs = [
         (env_id, variant, round_, args.timesteps, args.seed, args.threads)
