@@ -22,18 +22,16 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from sb3_trpo_critic import TRPOCritic
+from sb3_trpo_critic.benchmarks.timing import random_action_seconds
 from sb3_trpo_critic.benchmarks.update_cost import collect
 
 SAMPLES = 2048
 
 
-def random_steps_per_second(venv: VecEnv, n_envs: int) -> float:
-    venv.reset()
-    actions = np.stack([venv.action_space.sample() for _ in range(n_envs)])
-    start = time.perf_counter()
-    for _ in range(2 * SAMPLES // n_envs):
-        venv.step(actions)
-    return 2 * SAMPLES / (time.perf_counter() - start)
+def random_steps_per_second(venv: VecEnv) -> float:
+    """Env-steps/s of ``2 * SAMPLES`` env steps with random actions (the throughput benchmark's env stack row)."""
+    steps, seconds = random_action_seconds(venv, 2 * SAMPLES)
+    return steps / seconds
 
 
 def main() -> None:
@@ -50,7 +48,7 @@ def main() -> None:
 
     if args.profile:
         profiler = cProfile.Profile()
-        profiler.runcall(random_steps_per_second, stack(DummyVecEnv), args.n_envs)
+        profiler.runcall(random_steps_per_second, stack(DummyVecEnv))
         pstats.Stats(profiler).sort_stats("tottime").print_stats(8)
         return
 
@@ -62,8 +60,8 @@ def main() -> None:
         "collect_rollouts (DummyVecEnv)": [],
     }
     for _ in range(args.rounds):
-        measured["DummyVecEnv, random actions"].append(random_steps_per_second(dummy, args.n_envs))
-        measured["SubprocVecEnv, random actions"].append(random_steps_per_second(subproc, args.n_envs))
+        measured["DummyVecEnv, random actions"].append(random_steps_per_second(dummy))
+        measured["SubprocVecEnv, random actions"].append(random_steps_per_second(subproc))
         start = time.perf_counter()
         collect(model)
         measured["collect_rollouts (DummyVecEnv)"].append(SAMPLES / (time.perf_counter() - start))
