@@ -207,6 +207,20 @@ def test_report_names_the_files_it_could_not_read(tmp_path):
     assert "1 runs from" in text and "| trpo_critic | 1 |" in text
 
 
+def test_report_does_not_pool_runs_on_different_engines(tmp_path):
+    """EnvPool's MuJoCo is its own implementation: its runs are reported apart from gymnasium's."""
+    shutil.copy(CARTPOLE, tmp_path / CARTPOLE.name)
+    envpool = {**json.loads(CARTPOLE.read_text()), "version": 3, "vec_env": "envpool", "final_mean_return": 1.0}
+    (tmp_path / "trpo_critic__CartPole-v1__seed0__envpool.json").write_text(json.dumps(envpool))
+    text = write_report(tmp_path, tmp_path / "report").read_text()
+    assert "| trpo_critic (dummy) | 1 |" in text and "| trpo_critic (envpool) | 1 | 1.0 ± 0.0 |" in text
+    assert "on different engines (dummy, envpool)" in text
+    (tmp_path / CARTPOLE.name).unlink()
+    text = write_report(tmp_path, tmp_path / "report").read_text()
+    assert "| trpo_critic | 1 |" in text
+    assert "Environments: envpool's (compare these returns only with runs on envpool)." in text
+
+
 def test_report_of_a_folder_without_unreadable_files_has_no_such_section(tmp_path):
     shutil.copy(CARTPOLE, tmp_path / CARTPOLE.name)
     with warnings.catch_warnings():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_trpo_critic.benchmarks.results import LoadedResults, ResultStore, RunResult
+from sb3_trpo_critic.benchmarks.results import DEFAULT_VEC_ENV, LoadedResults, ResultStore, RunResult
 
 
 def load_results(folder: Path) -> LoadedResults:
@@ -105,12 +105,22 @@ def verdict(subject: str, other: str, intervals: dict[str, tuple[float, float, f
     )
 
 
+def _engines_sentence(engines: list[str]) -> str:
+    """What the report says of the engines of the runs' environments (nothing when all are gymnasium's)."""
+    if engines == [DEFAULT_VEC_ENV]:
+        return ""
+    if len(engines) == 1:
+        return f" Environments: {engines[0]}'s (compare these returns only with runs on {engines[0]})."
+    return f" The runs are on different engines ({', '.join(engines)}): each algo's rows are per engine, `algo (engine)`."
+
+
 def write_report(results_folder: Path, out: Path | None = None) -> Path:
     """
     Write ``report.md`` and the learning-curve PNGs of a results folder.
 
     Files of the folder that are not finished results are named in a warning and listed in the
-    report under "Result files not read".
+    report under "Result files not read". Runs on different engines of the environments (``vec_env``:
+    gymnasium's, EnvPool's) are never pooled: in a folder that holds both, an algorithm's rows are per engine.
 
     The report's first line names the results folder as given when it is a relative path (e.g.
     ``benchmarks/results/comparison_1m/``, from where the command ran), so that a reader can find the
@@ -127,10 +137,16 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
     if not results:
         raise SystemExit(f"no finished result files in {results_folder} ({len(loaded.unreadable)} files not read)")
     out.mkdir(parents=True, exist_ok=True)
+    # Runs on different engines of the environments (EnvPool's MuJoCo is its own implementation) are not pooled.
+    engines = sorted({result.vec_env for result in results})
+
+    def label(result: RunResult) -> str:
+        return result.algo if len(engines) == 1 else f"{result.algo} ({result.vec_env})"
+
     by_env: dict[str, dict[str, list[RunResult]]] = {}
     for result in results:
-        by_env.setdefault(result.env_id, {}).setdefault(result.algo, []).append(result)
-    algos = sorted({result.algo for result in results})
+        by_env.setdefault(result.env_id, {}).setdefault(label(result), []).append(result)
+    algos = sorted({label(result) for result in results})
     shown = results_folder.name if results_folder.is_absolute() else results_folder.as_posix()
 
     lines = [
@@ -140,7 +156,8 @@ def write_report(results_folder: Path, out: Path | None = None) -> Path:
         "(VecNormalize statistics synced) at the end of training, over the episodes given per env; "
         "mean ± std over seeds, and the interquartile mean "
         "(IQM) with its 95% stratified-bootstrap confidence interval (rliable). fps: env steps per second of "
-        "training wall-clock (evaluation excluded); train share: fraction of that time spent in `train()`.",
+        "training wall-clock (evaluation excluded); train share: fraction of that time spent in `train()`."
+        + _engines_sentence(engines),
         "",
     ]
     if loaded.unreadable:
