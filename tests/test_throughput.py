@@ -487,3 +487,55 @@ def test_sbx_ppo_is_rl_zoo3s_ppo_entry_and_measures_a_tiny_training(jax_environm
     m = measure("Hopper-v5", Variant("sbx_ppo", "sbx_ppo"), 0, timesteps=1024, seed=0, threads=1)
     assert (m.timesteps, m.warmup_timesteps) == (1024, 512)
     assert 0 < m.rollout_seconds < m.seconds and 0 < m.train_seconds < m.seconds
+
+
+def test_each_engine_measures_the_zoo_algorithms_and_the_env_stack_but_not_the_peers(fake_pool, monkeypatch, capsys):
+    monkeypatch.setattr(throughput, "check_peer", lambda algo: None)  # as if the extra were installed
+    argv = ["--envs", "E", "--algos", "trpo_critic", "tianshou_trpo", "--rounds", "1", "--vec-env", "dummy", "envpool"]
+    assert throughput.main(argv) == 0
+    assert [(job[1].label, job[1].vec_env) for job in fake_pool] == [
+        ("trpo_critic", "dummy"),
+        ("trpo_critic on envpool", "envpool"),
+        ("tianshou_trpo", "dummy"),  # its library's own env stack
+        (ENV_STACK_LABEL, "dummy"),
+        (f"{ENV_STACK_LABEL} on envpool", "envpool"),
+    ]
+    assert "| trpo_critic on envpool | 1 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        throughput.main(["--vec-env", "subproc"])
+    assert exit_info.value.code == 2
+
+
+def test_summary_fractions_are_of_the_env_stack_on_the_same_engine():
+    stack = Variant(ENV_STACK_LABEL, "ours", env_stack=True)
+    variants = [Variant("ours", "ours"), Variant("ours", "ours").on("envpool"), stack, stack.on("envpool")]
+    measurements = [
+        Measurement("E", "ours", 0, 1000, 1.0, 0.5, 0.25),
+        Measurement("E", "ours on envpool", 0, 1000, 0.5, 0.25, 0.25),
+        Measurement("E", ENV_STACK_LABEL, 0, 1000, 0.5, 0.5, 0.0),
+        Measurement("E", f"{ENV_STACK_LABEL} on envpool", 0, 1000, 0.25, 0.25, 0.0),
+    ]
+    table = summarize(measurements, variants)
+    assert "| ours | 1 | 1000 | 1.00 | 0.50 |" in table
+    assert "| ours on envpool | 1 | 2000 | 0.50 | 0.50 |" in table
+    assert f"| {ENV_STACK_LABEL} on envpool | 1 | 4000 | 0.25 | 1.00 |" in table
+
+
+def test_measure_builds_the_engine_of_the_variant(monkeypatch):
+    pytest.importorskip("envpool")
+    from sb3_trpo_critic.envpool import EnvPoolVecEnv
+
+    built = []
+    build_training = throughput.build_training
+
+    def spy(spec, **model_arguments):
+        training = build_training(spec, **model_arguments)
+        built.append((spec.vec_env, training[1]))
+        return training
+
+    monkeypatch.setattr(throughput, "build_training", spy)
+    variant = parse_variant(["trpo_critic", "n_envs:2", "n_steps:64"]).on("envpool")
+    m = measure("Hopper-v5", variant, 0, timesteps=128, seed=0, threads=1)
+    ((vec_env, env),) = built
+    assert vec_env == "envpool" and isinstance(env.unwrapped, EnvPoolVecEnv)
+    assert (m.label, m.timesteps) == ("trpo_critic n_envs:2 n_steps:64 on envpool", 128)

@@ -35,6 +35,13 @@ same rounds) with ``--variant ALGO KEY:VALUE ...``, written as rl-zoo3's and the
 
     python -m sb3_trpo_critic.benchmarks.throughput --envs HalfCheetah-v5 --algos trpo_critic trpo \\
         --variant trpo_critic n_envs:8 n_steps:256
+
+``--vec-env dummy envpool`` measures every algorithm of rl-zoo3's (and the env stack) on each engine
+(:mod:`sb3_trpo_critic.envpool`, the ``envpool`` extra), in the same rounds; a row on another engine than
+``dummy`` is labelled ``... on envpool``. The peers keep their own libraries' env stacks::
+
+    python -m sb3_trpo_critic.benchmarks.throughput --envs HalfCheetah-v5 --algos trpo_critic tianshou_trpo \\
+        --vec-env dummy envpool --threads 1
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import multiprocessing
 import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +61,7 @@ from sb3_trpo_critic.benchmarks.timing import Phases, random_action_seconds, tim
 from sb3_trpo_critic.extras import requires_extra
 
 with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
-    from sb3_trpo_critic.benchmarks.results import RunSpec
+    from sb3_trpo_critic.benchmarks.results import DEFAULT_VEC_ENV, VEC_ENVS, RunSpec
     from sb3_trpo_critic.benchmarks.run import build_training, parse_hyperparams
 
 #: The label of the env stack's row: the VecEnv stack of a zoo entry alone, stepped with random actions.
@@ -67,13 +74,22 @@ ENV_STACK_DEFAULT_ALGO = "trpo_critic"
 class Variant:
     """
     An algorithm and the changes to its zoo entry, as written on the command line; or, with ``env_stack``, the env
-    stack that algorithm's entry builds, stepped alone with random actions.
+    stack that algorithm's entry builds, stepped alone with random actions; ``vec_env``: the engine of its
+    environments (:data:`~sb3_trpo_critic.envpool.VEC_ENVS`; a peer's is its library's own).
     """
 
     label: str
     algo: str
     overrides: tuple[tuple[str, Any], ...] = ()
     env_stack: bool = False
+    vec_env: str = DEFAULT_VEC_ENV
+
+    def on(self, vec_env: str) -> Variant:
+        """:return: This variant on the engine ``vec_env`` (its label says so when it is not ``dummy``)"""
+        if vec_env == self.vec_env:
+            return self
+        label = self.label if vec_env == DEFAULT_VEC_ENV else f"{self.label} on {vec_env}"
+        return replace(self, label=label, vec_env=vec_env)
 
 
 def env_stack_variant(variants: Sequence[Variant]) -> Variant:
@@ -160,7 +176,15 @@ def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: in
     if variant.algo in PEER_MODULES and not variant.env_stack:
         phases = measure_peer(variant.algo, env_id, timesteps, seed, threads, variant.overrides)
     else:
-        spec = RunSpec(variant.algo, env_id, seed, timesteps=timesteps, threads=threads, hyperparams=variant.overrides)
+        spec = RunSpec(
+            variant.algo,
+            env_id,
+            seed,
+            timesteps=timesteps,
+            threads=threads,
+            hyperparams=variant.overrides,
+            vec_env=variant.vec_env,
+        )
         _, env, model = build_training(spec, device="cpu")
         if variant.env_stack:
             warmup, _ = random_action_seconds(env, model.n_steps * model.n_envs, seed)
@@ -189,7 +213,8 @@ def schedule(envs: Sequence[str], variants: Sequence[Variant], rounds: int) -> l
 def summarize(measurements: Sequence[Measurement], variants: Sequence[Variant]) -> str:
     """
     A Markdown table per environment: medians over rounds, how many times faster the first variant is than each
-    row, and, where the env stack was measured, each row's env-steps/s as a fraction of the env stack's.
+    row, and, where the env stack was measured, each row's env-steps/s as a fraction of the env stack's on the same
+    engine.
 
     :param measurements: The measurements
     :param variants: The variants, in the order of the rows (the first is the one the ratios are of; an env stack's
@@ -199,9 +224,12 @@ def summarize(measurements: Sequence[Measurement], variants: Sequence[Variant]) 
     lines = []
     for env_id in dict.fromkeys(m.env_id for m in measurements):
         here = [m for m in measurements if m.env_id == env_id]
-        stack = [m for m in here if m.label == ENV_STACK_LABEL]
-        stack_fps = statistics.median(m.fps for m in stack) if stack else None
-        fraction = "" if stack_fps is None else " fraction of env stack |"
+        stacks = {  # engine -> the env stack's env-steps/s on it
+            variant.vec_env: statistics.median(m.fps for m in runs)
+            for variant in variants
+            if variant.env_stack and (runs := [m for m in here if m.label == variant.label])
+        }
+        fraction = " fraction of env stack |" if stacks else ""
         lines += [
             f"### {env_id}",
             "",
@@ -223,7 +251,9 @@ def summarize(measurements: Sequence[Measurement], variants: Sequence[Variant]) 
                 train = f"{statistics.median(1000 * m.train_seconds / m.timesteps for m in runs):.3f}"
                 other = f"{statistics.median(1000 * m.other_seconds / m.timesteps for m in runs):.3f}"
             cells = [variant.label, str(len(runs)), f"{fps:.0f}", f"{base / fps:.2f}"]
-            cells += [f"{fps / stack_fps:.2f}"] if stack_fps is not None else []
+            if stacks:  # of the env stack on the same engine (a peer's: the default engine's)
+                stack_fps = stacks.get(variant.vec_env)
+                cells.append("-" if stack_fps is None else f"{fps / stack_fps:.2f}")
             lines.append("| " + " | ".join([*cells, f"{rollout_fps:.0f}", train, other]) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -257,6 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help=f"do not measure the env stack alone (the row {ENV_STACK_LABEL!r} and each row's fraction of it)",
     )
+    parser.add_argument(
+        "--vec-env",
+        nargs="+",
+        choices=VEC_ENVS,
+        default=[DEFAULT_VEC_ENV],
+        help="the engines of the environments of rl-zoo3's algorithms and of the env stack, each measured "
+        "(envpool: the 'envpool' extra)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON here")
     args = parser.parse_args(argv)
     try:
@@ -275,6 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_peer(algo)
     if not args.no_env_stack:
         variants.append(env_stack_variant(algos))
+    engines = list(dict.fromkeys(args.vec_env))
+    variants = [
+        variant.on(engine)
+        for variant in variants
+        for engine in (engines if variant.env_stack or variant.algo not in PEER_MODULES else [DEFAULT_VEC_ENV])
+    ]
 
     jobs = [
         (env_id, variant, round_, args.timesteps, args.seed, args.threads)
