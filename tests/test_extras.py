@@ -126,14 +126,23 @@ def test_the_command_without_the_zoo_extra(hidden, monkeypatch, capsys):
     assert capsys.readouterr().err.splitlines() == [f"sb3-trpo-critic: error: {_line('zoo', hidden)}"]
 
 
+def _forget_gymnasium_mujoco(monkeypatch):
+    """
+    Forget gymnasium's MuJoCo modules, the package included: an earlier test may have imported them, and its cached
+    ``MujocoEnv`` would let ``hopper_v5`` import ``mujoco`` itself (a bare ImportError) instead of through
+    ``mujoco_env``, which turns it into gymnasium's DependencyNotInstalled.
+    """
+    for name in [name for name in sys.modules if name == "gymnasium.envs.mujoco" or name.startswith("gymnasium.envs.mujoco.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
 def test_a_missing_environment_dependency_through_the_command(monkeypatch, capsys, tmp_path):
     """gymnasium's DependencyNotInstalled (here: MuJoCo's modules hidden and forgotten) names this package's extra."""
     pytest.importorskip("rl_zoo3")
     from sb3_trpo_critic.zoo.cli import main
 
     monkeypatch.setitem(sys.modules, "mujoco", None)
-    for name in [name for name in sys.modules if name.startswith("gymnasium.envs.mujoco.")]:
-        monkeypatch.delitem(sys.modules, name)
+    _forget_gymnasium_mujoco(monkeypatch)
     monkeypatch.setattr(sys, "argv", ["sb3-trpo-critic"])
     argv = ["train", "--algo", "trpo_critic", "--env", "Hopper-v5", "-n", "64", "-f", str(tmp_path), "--eval-freq", "-1"]
     assert main(argv) == 2
@@ -151,8 +160,7 @@ def test_a_missing_environment_dependency_in_the_comparison_runner(monkeypatch):
 
     zoo = load_zoo_hyperparameters("trpo_critic", "Hopper-v5")
     monkeypatch.setitem(sys.modules, "mujoco", None)
-    for name in [name for name in sys.modules if name.startswith("gymnasium.envs.mujoco.")]:
-        monkeypatch.delitem(sys.modules, name)
+    _forget_gymnasium_mujoco(monkeypatch)
     with pytest.raises(gym.error.DependencyNotInstalled) as error:
         make_zoo_vec_env(zoo, seed=0)
     assert str(error.value) == (
