@@ -291,7 +291,9 @@ def test_rounds_rotate_through_the_peers_and_the_env_stack(fake_pool, monkeypatc
 def test_the_committed_measurement_files_still_read():
     for path in sorted((DOCS.parent.parent.parent / "benchmarks" / "results" / "throughput").glob("*.json")):
         measurements = [Measurement(**record) for record in json.loads(path.read_text())]
-        assert measurements and all(m.warmup_timesteps == 0 and m.fps > 0 for m in measurements), path
+        assert measurements and all(m.fps > 0 for m in measurements), path
+        # files written before the warm-up have none; the others record one rollout's worth for every training
+        assert len({m.warmup_timesteps == 0 for m in measurements}) == 1, path
 
 
 def test_without_the_env_stack(fake_pool, capsys):
