@@ -59,6 +59,7 @@ __all__ = [
     "EnvPoolError",
     "EnvPoolMonitor",
     "EnvPoolVecEnv",
+    "check_vec_env",
     "envpool_ids",
     "make_envpool_vec_env",
 ]
@@ -71,6 +72,18 @@ ENVPOOL_EXTRA = "envpool"
 #: ``dummy`` (the default: gymnasium's environments in SB3's ``DummyVecEnv``, as rl-zoo3 builds them) and
 #: ``envpool`` (EnvPool's, :class:`EnvPoolVecEnv`).
 VEC_ENVS = ("dummy", "envpool")
+
+
+def check_vec_env(vec_env: str) -> str:
+    """
+    :param vec_env: An engine's name
+    :return: It, if it is one of :data:`VEC_ENVS`
+    :raises ValueError: Otherwise
+    """
+    if vec_env not in VEC_ENVS:
+        raise ValueError(f"unknown vec_env {vec_env!r}; choose from {', '.join(VEC_ENVS)}")
+    return vec_env
+
 
 #: EnvPool's configuration keys that the adapter sets itself (not taken from ``env_kwargs``).
 RESERVED_KEYS = ("num_envs", "batch_size", "seed", "env_seed", "gym_reset_return_info", "max_num_players", "base_path")

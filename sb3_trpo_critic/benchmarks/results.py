@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sb3_trpo_critic.envpool import VEC_ENVS
+from sb3_trpo_critic.envpool import VEC_ENVS, check_vec_env
 from sb3_trpo_critic.zoo.hyperparameters import ENTRY_RULES
 
 #: Version of the result files written by :meth:`RunResult.to_json`.
@@ -83,8 +83,7 @@ class RunSpec:
     vec_env: str = DEFAULT_VEC_ENV
 
     def __post_init__(self) -> None:
-        if self.vec_env not in VEC_ENVS:
-            raise ValueError(f"unknown vec_env {self.vec_env!r}; choose from {', '.join(VEC_ENVS)}")
+        check_vec_env(self.vec_env)
 
     @property
     def name(self) -> str:
@@ -344,9 +343,7 @@ class RunResult:
             raise ResultFormatError("the run is not finished")
         try:
             environment = data["environment"]
-            vec_env = DEFAULT_VEC_ENV if version == 2 else str(data["vec_env"])
-            if vec_env not in VEC_ENVS:
-                raise ValueError(f"unknown vec_env {vec_env!r}")
+            vec_env = DEFAULT_VEC_ENV if version == 2 else check_vec_env(str(data["vec_env"]))
             return cls(
                 algo=str(data["algo"]),
                 env_id=str(data["env_id"]),

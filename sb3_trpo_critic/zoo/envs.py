@@ -15,20 +15,9 @@ import rl_zoo3.exp_manager
 from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_trpo_critic.envpool import VEC_ENVS
+from sb3_trpo_critic.envpool import check_vec_env
 from sb3_trpo_critic.extras import environment_dependency_message
 from sb3_trpo_critic.zoo.hyperparameters import ZooHyperparameters
-
-
-def check_vec_env(vec_env: str) -> str:
-    """
-    :param vec_env: An engine's name
-    :return: It, if it is one of :data:`~sb3_trpo_critic.envpool.VEC_ENVS`
-    :raises ValueError: Otherwise
-    """
-    if vec_env not in VEC_ENVS:
-        raise ValueError(f"unknown vec_env {vec_env!r}; choose from {', '.join(VEC_ENVS)}")
-    return vec_env
 
 
 def make_envpool_like_make_vec_env(
