@@ -109,7 +109,8 @@ def test_converted_file_is_read():
     assert result.vec_env == "dummy"  # a version-2 file: before there was a choice
     written = result.to_json()
     assert written["version"] == RESULT_VERSION and written["zoo_rule"] == "mujoco-v4" and written["environment"] is None
-    assert written == {**data, "version": 3, "vec_env": "dummy"}
+    # written again: version 3, and a record of the libraries that is empty (version 2 did not record them)
+    assert written == {**data, "version": 3, "vec_env": "dummy", "machine": {**data["machine"], "libraries": {}}}
     # a file written before --hyperparams: no overrides
     assert read_result(CARTPOLE).hyperparams_overrides == {}
 
@@ -163,6 +164,34 @@ def test_record_round_trips_through_its_file(tmp_path):
     data = json.loads((tmp_path / "x.json").read_text())
     assert data["version"] == RESULT_VERSION and data["finished"] is True
     assert RunResult.from_json(data).to_json() == data
+
+
+def test_a_result_records_the_versions_of_the_libraries_that_produced_it(tmp_path):
+    """EnvPool's MuJoCo is its own implementation, and every library changes: a result says which versions made it. The
+    record is part of version 3: a file without it (every committed one) reads with an empty record."""
+    import gymnasium
+    import stable_baselines3
+
+    from sb3_trpo_critic.benchmarks.run import LIBRARIES, run_one
+
+    spec = RunSpec("trpo_critic", "CartPole-v1", 0, 128, 1, 1, hyperparams=(("n_steps", 64), ("n_envs", 2)))
+    result = run_one(spec)
+    libraries = result.machine.libraries
+    assert libraries["stable_baselines3"] == stable_baselines3.__version__
+    assert libraries["gymnasium"] == gymnasium.__version__
+    assert set(libraries) <= set(LIBRARIES) and "sb3_trpo_critic" in libraries and "rl_zoo3" in libraries
+    path = ResultStore(tmp_path).write(spec, result)
+    data = json.loads(path.read_text())
+    assert data["version"] == RESULT_VERSION == 3 and data["machine"]["libraries"] == libraries
+    assert read_result(path) == result and RunResult.from_json(data).to_json() == data
+    # a file written before the record: version 2, and version 3 without the key
+    assert "libraries" not in json.loads(CARTPOLE.read_text())["machine"]
+    assert read_result(CARTPOLE).machine.libraries == {}
+    del data["machine"]["libraries"]
+    assert RunResult.from_json(data) == dataclasses.replace(result, machine=dataclasses.replace(result.machine, libraries={}))
+    data["machine"]["libraries"] = ["gymnasium"]
+    with pytest.raises(ResultFormatError, match="malformed version-3 result: libraries is a JSON list"):
+        RunResult.from_json(data)
 
 
 def test_unfinished_unknown_and_malformed_records_are_not_finished(tmp_path):

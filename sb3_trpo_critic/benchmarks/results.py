@@ -12,6 +12,11 @@ which did not record it). Version 1 (without ``zoo_rule`` and ``environment``) i
 version-1 file is refused with a :class:`ResultFormatError`; the committed version-1 files were converted
 to version 2, with ``zoo_rule`` derived from ``zoo_entry``, ``environment`` ``null`` and
 ``hyperparams_overrides`` ``{}`` where it was missing.
+
+The record of the machine (``machine``) also holds ``libraries``, the versions of the libraries that produced the
+run (:attr:`Machine.libraries`); it is not a new version: a file written before it was recorded (every version-2
+file, and the version-3 files written before it) has no ``libraries`` key and is read with an empty record, and code
+that does not know it reads a file that has it.
 """
 
 from __future__ import annotations
@@ -153,6 +158,9 @@ class Machine:
     :param cpu_count: ``os.cpu_count()``
     :param threads: Torch threads of the run
     :param processor: ``platform.processor()`` or the machine type
+    :param libraries: Versions of the installed ones of the libraries that make a run (the keys of
+        :data:`~sb3_trpo_critic.benchmarks.run.LIBRARIES`: this package, Stable-Baselines3, sb3-contrib, rl-zoo3,
+        Gymnasium, MuJoCo, Box2D, EnvPool), by name; empty in a file written before they were recorded
     """
 
     python: str
@@ -160,6 +168,7 @@ class Machine:
     cpu_count: int | None
     threads: int
     processor: str
+    libraries: dict[str, str]
 
     def to_json(self) -> dict[str, Any]:
         """:return: The record as JSON"""
@@ -169,18 +178,26 @@ class Machine:
             "cpu_count": self.cpu_count,
             "threads": self.threads,
             "processor": self.processor,
+            "libraries": dict(self.libraries),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Machine:
-        """:return: The record of :meth:`to_json`'s output"""
-        cpu_count = data["cpu_count"]
+        """
+        :param data: :meth:`to_json`'s output, or a record written before ``libraries`` was (without the key)
+        :return: The record (without ``libraries``: with an empty one)
+        :raises TypeError: if ``libraries`` is not a JSON object
+        """
+        cpu_count, libraries = data["cpu_count"], data.get("libraries", {})
+        if not isinstance(libraries, Mapping):
+            raise TypeError(f"libraries is a JSON {type(libraries).__name__}, not an object")
         return cls(
             python=str(data["python"]),
             torch=str(data["torch"]),
             cpu_count=None if cpu_count is None else int(cpu_count),
             threads=int(data["threads"]),
             processor=str(data["processor"]),
+            libraries={str(name): str(version) for name, version in libraries.items()},
         )
 
 

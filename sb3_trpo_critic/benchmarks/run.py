@@ -8,6 +8,7 @@ What to run (:class:`~sb3_trpo_critic.benchmarks.results.RunSpec`) and its resul
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import os
 import platform
 import time
@@ -80,6 +81,38 @@ def describe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [describe(v) for v in value]
     return getattr(value, "__name__", repr(value))
+
+
+#: The libraries whose versions a result records (:attr:`~sb3_trpo_critic.benchmarks.results.Machine.libraries`),
+#: by name: the names of their distributions, the first installed one counts.
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "sb3_trpo_critic": ("sb3_trpo_critic",),
+    "stable_baselines3": ("stable_baselines3",),
+    "sb3_contrib": ("sb3_contrib",),
+    "rl_zoo3": ("rl_zoo3",),
+    "gymnasium": ("gymnasium",),
+    "mujoco": ("mujoco",),
+    "box2d": ("box2d", "Box2D"),
+    "envpool": ("envpool",),
+}
+
+
+def library_versions() -> dict[str, str]:
+    """
+    The versions of the installed ones of :data:`LIBRARIES`, from their distributions' metadata
+    (``importlib.metadata``; none of them is imported).
+
+    :return: Name -> version, in the order of :data:`LIBRARIES`; a library that is not installed is left out
+    """
+    versions = {}
+    for name, distributions in LIBRARIES.items():
+        for distribution in distributions:
+            try:
+                versions[name] = importlib.metadata.version(distribution)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            break
+    return versions
 
 
 #: The type of :func:`run_one`, and of any function a sweep can run in its place.
@@ -239,6 +272,7 @@ def run_one(spec: RunSpec) -> RunResult:
             cpu_count=os.cpu_count(),
             threads=spec.threads,
             processor=platform.processor() or platform.machine(),
+            libraries=library_versions(),
         ),
         environment=environment,
         vec_env=spec.vec_env,
