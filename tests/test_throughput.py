@@ -211,6 +211,43 @@ def test_env_stack_steps_the_training_env_of_our_entry(monkeypatch):
     assert m.rollout_seconds == m.seconds > 0 and m.train_seconds == 0
 
 
+@pytest.mark.parametrize(
+    ("algo", "warmup"),
+    [
+        ("trpo_critic", 512 * 2),  # our CartPole-v1 entry: n_steps 512, 2 envs
+        ("a2c", 5 * 8),  # rl-zoo3's: no n_steps (A2C's default, 5), 8 envs
+    ],
+)
+def test_env_stack_builds_no_model(monkeypatch, algo, warmup):
+    """The env stack is built without the model; its warm-up is still one rollout, n_steps (the entry's, or else the
+    constructor's default) times n_envs."""
+    import functools
+
+    from rl_zoo3.utils import ALGOS
+
+    from sb3_trpo_critic.zoo import register
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the env stack built a model")
+
+    register()
+    init = ALGOS[algo].__init__
+    monkeypatch.setattr(ALGOS[algo], "__init__", functools.wraps(init)(no_model))  # its signature is kept
+    monkeypatch.setattr(throughput, "build_training", no_model)
+    stepped = []
+    random_steps = throughput.random_action_seconds
+
+    def spy(venv, timesteps, seed=0):
+        stepped.append(timesteps)
+        return random_steps(venv, timesteps, seed)
+
+    monkeypatch.setattr(throughput, "random_action_seconds", spy)
+    m = measure("CartPole-v1", env_stack_variant([Variant(algo, algo)]), 0, timesteps=64, seed=0, threads=1)
+    assert stepped == [warmup, 64] and (m.warmup_timesteps, m.timesteps) == (warmup, 64)
+    with pytest.raises(AssertionError, match="built a model"):  # the patches are in place
+        measure("CartPole-v1", Variant(algo, algo), 0, timesteps=64, seed=0, threads=1)
+
+
 def test_summary_env_stack_row_and_fractions():
     variants = [Variant("ours", "ours"), Variant("theirs", "theirs"), Variant(ENV_STACK_LABEL, "ours", env_stack=True)]
     measurements = [

@@ -1,4 +1,5 @@
-"""One run of a comparison: building its model (:func:`build_training`) and running it (:func:`run_one`).
+"""One run of a comparison: building its environment (:func:`build_env`) and model (:func:`build_training`), and
+running it (:func:`run_one`).
 
 What to run (:class:`~sb3_trpo_critic.benchmarks.results.RunSpec`) and its result
 (:class:`~sb3_trpo_critic.benchmarks.results.RunResult`) are the records of
@@ -130,10 +131,10 @@ class Training(NamedTuple):
     model: Any
 
 
-def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
+def build_env(spec: RunSpec) -> tuple[ZooHyperparameters, VecEnv]:
     """
-    The hyperparameters, training environment and model of one run; used by :func:`run_one` and by the
-    throughput benchmark (:mod:`sb3_trpo_critic.benchmarks.throughput`).
+    The hyperparameters and training environment of one run, without its model; used by :func:`build_training` and
+    by the throughput benchmark's env stack (:mod:`sb3_trpo_critic.benchmarks.throughput`).
 
     Sets torch's threads to ``spec.threads`` and registers ``trpo_critic`` with rl-zoo3; loads the zoo
     entry of ``(spec.algo, spec.env_id)`` (:func:`~sb3_trpo_critic.zoo.load_zoo_hyperparameters`), or the
@@ -141,15 +142,12 @@ def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
     (:func:`~sb3_trpo_critic.zoo.hyperparameters.constructor_defaults`), with ``spec.hyperparams``
     replacing its keys; builds the training environment as rl-zoo3 builds it for the entry
     (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`, seeded with ``spec.seed``, on the engine
-    ``spec.vec_env``) and the model,
-    ``ALGOS[spec.algo](policy, env, seed=spec.seed, verbose=0, **model_arguments, **the entry's arguments)``.
+    ``spec.vec_env``).
 
     :param spec: The run (its ``timesteps``, ``eval_points`` and ``eval_episodes`` are not used here)
-    :param model_arguments: Further constructor arguments, not in the entry (e.g. ``device="cpu"``)
-    :return: The hyperparameters, the environment and the model
+    :return: The hyperparameters and the environment
     """
     import torch as th
-    from rl_zoo3.utils import ALGOS
 
     from sb3_trpo_critic.zoo import load_zoo_hyperparameters, register
     from sb3_trpo_critic.zoo.envs import make_zoo_vec_env
@@ -160,6 +158,25 @@ def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
     load = constructor_defaults if spec.defaults else load_zoo_hyperparameters
     zoo = load(spec.algo, spec.env_id, dict(spec.hyperparams))
     env = make_zoo_vec_env(zoo, spec.seed, vec_env=spec.vec_env)
+    return zoo, env
+
+
+def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
+    """
+    The hyperparameters, training environment and model of one run; used by :func:`run_one` and by the
+    throughput benchmark (:mod:`sb3_trpo_critic.benchmarks.throughput`).
+
+    The hyperparameters and the environment are :func:`build_env`'s (which also sets torch's threads and registers
+    ``trpo_critic`` with rl-zoo3); the model is
+    ``ALGOS[spec.algo](policy, env, seed=spec.seed, verbose=0, **model_arguments, **the entry's arguments)``.
+
+    :param spec: The run (its ``timesteps``, ``eval_points`` and ``eval_episodes`` are not used here)
+    :param model_arguments: Further constructor arguments, not in the entry (e.g. ``device="cpu"``)
+    :return: The hyperparameters, the environment and the model
+    """
+    from rl_zoo3.utils import ALGOS
+
+    zoo, env = build_env(spec)
     model = ALGOS[spec.algo](zoo.policy, env, seed=spec.seed, verbose=0, **model_arguments, **zoo.model_kwargs)
     return Training(zoo, env, model)
 

@@ -47,6 +47,7 @@ same rounds) with ``--variant ALGO KEY:VALUE ...``, written as rl-zoo3's and the
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import multiprocessing
 import statistics
@@ -54,7 +55,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sb3_trpo_critic.benchmarks.peers import PEER_MODULES, check_peer, measure_peer
 from sb3_trpo_critic.benchmarks.timing import Phases, random_action_seconds, time_learn
@@ -62,7 +63,10 @@ from sb3_trpo_critic.extras import requires_extra
 
 with requires_extra("benchmarks", __name__):  # without the extra: one line naming it, exit 2 (issue 25)
     from sb3_trpo_critic.benchmarks.results import DEFAULT_VEC_ENV, VEC_ENVS, RunSpec
-    from sb3_trpo_critic.benchmarks.run import build_training, parse_hyperparams
+    from sb3_trpo_critic.benchmarks.run import build_env, build_training, parse_hyperparams
+
+if TYPE_CHECKING:
+    from sb3_trpo_critic.zoo.hyperparameters import ZooHyperparameters
 
 #: The label of the env stack's row: the VecEnv stack of a zoo entry alone, stepped with random actions.
 ENV_STACK_LABEL = "env stack (random actions)"
@@ -154,6 +158,30 @@ class Measurement:
         return self.seconds - self.rollout_seconds - self.train_seconds
 
 
+def rollout_timesteps(zoo: ZooHyperparameters) -> int:
+    """
+    The env steps of one rollout of an entry's algorithm, ``n_steps * n_envs``, without building the model: ``n_envs``
+    is the entry's, ``n_steps`` the entry's or else the default of the algorithm's constructor
+    (``rl_zoo3.utils.ALGOS[zoo.algo]``, with ``trpo_critic`` registered), the values the model would have.
+
+    :param zoo: The hyperparameters (:func:`~sb3_trpo_critic.benchmarks.run.build_env`)
+    :return: The env steps
+    :raises ValueError: for an algorithm whose constructor has no ``n_steps`` with a default (``ars``)
+    """
+    from rl_zoo3.utils import ALGOS
+
+    from sb3_trpo_critic.zoo import register
+
+    n_steps = zoo.model_kwargs.get("n_steps")
+    if n_steps is None:
+        register()
+        parameter = inspect.signature(ALGOS[zoo.algo].__init__).parameters.get("n_steps")
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            raise ValueError(f"{zoo.algo} has no n_steps: its env stack has no rollout to warm up with")
+        n_steps = parameter.default
+    return int(n_steps) * zoo.n_envs
+
+
 def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: int, threads: int) -> Measurement:
     """
     Train one algorithm (or step its env stack) and time its phases, after a warm-up (run in a fresh process).
@@ -162,7 +190,8 @@ def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: in
     (:func:`~sb3_trpo_critic.benchmarks.run.build_training`) and timed by
     :func:`~sb3_trpo_critic.benchmarks.timing.time_learn`; a peer by
     :func:`~sb3_trpo_critic.benchmarks.peers.measure_peer`; an env stack is the training env the same builder makes
-    for the entry, stepped with random actions for one rollout's env steps (the warm-up), then for ``timesteps``
+    for the entry (:func:`~sb3_trpo_critic.benchmarks.run.build_env`, without a model), stepped with random actions
+    for one rollout's env steps (the warm-up, :func:`rollout_timesteps`), then for ``timesteps``
     (:func:`~sb3_trpo_critic.benchmarks.timing.random_action_seconds`).
 
     :param env_id: The environment
@@ -185,12 +214,13 @@ def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: in
             hyperparams=variant.overrides,
             vec_env=variant.vec_env,
         )
-        _, env, model = build_training(spec, device="cpu")
         if variant.env_stack:
-            warmup, _ = random_action_seconds(env, model.n_steps * model.n_envs, seed)
+            zoo, env = build_env(spec)
+            warmup, _ = random_action_seconds(env, rollout_timesteps(zoo), seed)
             steps, seconds = random_action_seconds(env, timesteps, seed + 1)
             phases = Phases(steps, seconds, seconds, 0.0, warmup)
         else:
+            _, env, model = build_training(spec, device="cpu")
             phases = time_learn(model, timesteps)
         env.close()
     return Measurement(env_id, variant.label, round_, **asdict(phases))
