@@ -196,13 +196,15 @@ def test_a_result_records_the_versions_of_the_libraries_that_produced_it(tmp_pat
 
 def test_unfinished_unknown_and_malformed_records_are_not_finished(tmp_path):
     data = json.loads(CARTPOLE.read_text())
-    for name, change, message in [
+    # (name, the keys changed in the record, the error's message): the changes' values are of several JSON types
+    cases: list[tuple[str, dict[str, object], str]] = [
         ("unfinished", {"finished": False}, "not finished"),
         ("future", {"version": RESULT_VERSION + 1}, "version"),
         ("version_1", {"version": 1}, "version 1 is no longer read"),
         ("no_version", {"version": None}, "version"),
         ("no_fps", {"fps": None}, "malformed"),
-    ]:
+    ]
+    for name, change, message in cases:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({**data, **change}))
         assert not is_finished(path), name
