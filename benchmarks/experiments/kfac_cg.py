@@ -86,7 +86,48 @@ def make_kfac_preconditioner(
         return None
     mean = distribution.distribution.loc
     std = distribution.distribution.scale.detach()
-    n_states, action_dim = mean.shape
+    n_states, _ = mean.shape  # one row per state
+    index = parameter_index(params, calls, log_std)
+    if index is None:
+        return None
+    if any(call.inputs.dim() != 2 or call.inputs.shape[0] != n_states for call in calls):
+        return None
+    g_sums = output_factor_sums(mean, std, calls)
+    if g_sums is None:
+        return None
+    blocks = []
+    for call, g_sum in zip(calls, g_sums, strict=True):
+        inverses = damped_factor_inverses(call, g_sum, n_states, damping)
+        if inverses is None:
+            return None
+        blocks.append(KFACBlock(call.layer, *inverses))
+
+    def precondition(vector: th.Tensor) -> th.Tensor:
+        return apply_kfac_blocks(vector, params, index, blocks, log_std, damping)
+
+    return precondition
+
+
+class KFACBlock(NamedTuple):
+    """The damped Kronecker factors' inverses of one layer's block of :math:`P` (see :func:`make_kfac_preconditioner`)."""
+
+    #: the layer
+    layer: th.nn.Linear
+    #: :math:`A_\lambda^{-1}`, of its input's side (bias column included)
+    a_inverse: th.Tensor
+    #: :math:`G_\lambda^{-1}`, of its output's side
+    g_inverse: th.Tensor
+
+
+def parameter_index(
+    params: Sequence[th.Tensor], calls: Sequence[LinearCall], log_std: th.Tensor | None
+) -> dict[int, int] | None:
+    """
+    The position of each actor parameter in the flat vectors, by the parameter's ``id``.
+
+    :return: ``None`` unless the recorded calls are of distinct layers and the actor parameters are exactly their
+        weights and biases and ``log_std`` (where given)
+    """
     layers = [call.layer for call in calls]
     index = {id(param): i for i, param in enumerate(params)}
     covered = [id(call.layer.weight) for call in calls] + [
@@ -96,13 +137,22 @@ def make_kfac_preconditioner(
         covered.append(id(log_std))
     if len(set(layers)) != len(layers) or sorted(covered) != sorted(index):
         return None
-    if any(call.inputs.dim() != 2 or call.inputs.shape[0] != n_states for call in calls):
-        return None
+    return index
 
-    # G = E_s[sum_k delta_k delta_k^T]: one backward pass from the mean per action dimension k
+
+def output_factor_sums(mean: th.Tensor, std: th.Tensor, calls: Sequence[LinearCall]) -> list[th.Tensor] | None:
+    """
+    :math:`\\sum_s \\sum_k \\delta_k \\delta_k^\\top` for each recorded call (:math:`n` times its :math:`G`), with one
+    backward pass from the mean per action dimension :math:`k`.
+
+    :param mean: the policy's mean, one row per state, still attached to the autograd graph of the calls' outputs
+    :param std: its standard deviation, detached
+    :param calls: the recorded ``nn.Linear`` calls
+    :return: the sums, in the order of ``calls``; ``None`` if a layer does not reach the mean
+    """
     outputs = [call.outputs for call in calls]
     g_factors = [th.zeros(out.shape[1], out.shape[1], dtype=mean.dtype, device=mean.device) for out in outputs]
-    for k in range(action_dim):
+    for k in range(mean.shape[1]):
         direction = th.zeros_like(mean)
         direction[:, k] = 1.0 / std[:, k]
         deltas = th.autograd.grad(mean, outputs, grad_outputs=direction, retain_graph=True, allow_unused=True)
@@ -110,44 +160,76 @@ def make_kfac_preconditioner(
             if delta is None:  # the layer does not reach the mean
                 return None
             g_factor.addmm_(delta.T, delta)
+    return g_factors
 
+
+def damped_factor_inverses(
+    call: LinearCall, g_sum: th.Tensor, n_states: int, damping: float
+) -> tuple[th.Tensor, th.Tensor] | None:
+    """
+    The inverses of one layer's factors with factored Tikhonov damping, :math:`A_\\lambda = A + \\pi \\sqrt{\\lambda} I`
+    and :math:`G_\\lambda = G + \\sqrt{\\lambda} / \\pi I` (see :func:`make_kfac_preconditioner`).
+
+    :param call: the layer's recorded call (its inputs give :math:`A`, with a bias column if the layer has a bias)
+    :param g_sum: :math:`n G`, from :func:`output_factor_sums`
+    :param n_states: :math:`n`, the number of states
+    :param damping: :math:`\\lambda`
+    :return: :math:`(A_\\lambda^{-1}, G_\\lambda^{-1})`; ``None`` if :math:`\\pi` is not a positive finite number or a
+        damped factor is singular
+    """
     root_damping = math.sqrt(damping)
-    blocks = []
-    for call, g_factor in zip(calls, g_factors, strict=True):
-        a = call.inputs.detach()
-        if call.layer.bias is not None:
-            a = th.cat([a, th.ones_like(a[:, :1])], dim=1)
-        a_factor = a.T @ a / n_states
-        g_factor = g_factor / n_states
-        pi = math.sqrt((float(a_factor.trace()) / a_factor.shape[0]) / (float(g_factor.trace()) / g_factor.shape[0]))
-        if not (math.isfinite(pi) and pi > 0):
-            return None
-        a_inverse, a_info = th.linalg.inv_ex(
-            a_factor + pi * root_damping * th.eye(a_factor.shape[0], dtype=a.dtype, device=a.device)
-        )
-        g_inverse, g_info = th.linalg.inv_ex(
-            g_factor + root_damping / pi * th.eye(g_factor.shape[0], dtype=a.dtype, device=a.device)
-        )
-        if int(a_info) != 0 or int(g_info) != 0:
-            return None
-        blocks.append((call.layer, a_inverse, g_inverse))
+    a = call.inputs.detach()
+    if call.layer.bias is not None:
+        a = th.cat([a, th.ones_like(a[:, :1])], dim=1)
+    a_factor = a.T @ a / n_states
+    g_factor = g_sum / n_states
+    pi = math.sqrt((float(a_factor.trace()) / a_factor.shape[0]) / (float(g_factor.trace()) / g_factor.shape[0]))
+    if not (math.isfinite(pi) and pi > 0):
+        return None
+    a_inverse, a_info = th.linalg.inv_ex(
+        a_factor + pi * root_damping * th.eye(a_factor.shape[0], dtype=a.dtype, device=a.device)
+    )
+    g_inverse, g_info = th.linalg.inv_ex(
+        g_factor + root_damping / pi * th.eye(g_factor.shape[0], dtype=a.dtype, device=a.device)
+    )
+    if int(a_info) != 0 or int(g_info) != 0:
+        return None
+    return a_inverse, g_inverse
 
-    def precondition(vector: th.Tensor) -> th.Tensor:
-        parts = unflatten_like(vector, params)
-        result = list(parts)
-        for layer, a_inverse, g_inverse in blocks:
-            weight = index[id(layer.weight)]
-            if layer.bias is None:
-                result[weight] = g_inverse @ parts[weight] @ a_inverse
-                continue
-            bias = index[id(layer.bias)]
-            block = g_inverse @ th.cat([parts[weight], parts[bias].unsqueeze(1)], dim=1) @ a_inverse
-            result[weight], result[bias] = block[:, :-1], block[:, -1]
-        if log_std is not None:
-            result[index[id(log_std)]] = parts[index[id(log_std)]] / (2.0 + damping)
-        return flat_concat(result)
 
-    return precondition
+def apply_kfac_blocks(
+    vector: th.Tensor,
+    params: Sequence[th.Tensor],
+    index: dict[int, int],
+    blocks: Sequence[KFACBlock],
+    log_std: th.Tensor | None,
+    damping: float,
+) -> th.Tensor:
+    """
+    :math:`P^{-1} v`: each layer's block :math:`V` becomes :math:`G_\\lambda^{-1} V A_\\lambda^{-1}`, ``log_std``'s
+    part is divided by :math:`2 + \\lambda`.
+
+    :param vector: :math:`v`, a flat vector in the layout of ``params``
+    :param params: the actor parameters
+    :param index: their positions, from :func:`parameter_index`
+    :param blocks: the layers' inverted factors
+    :param log_std: the parameter of the state-independent log standard deviation, or ``None``
+    :param damping: :math:`\\lambda`
+    :return: :math:`P^{-1} v`, flat
+    """
+    parts = unflatten_like(vector, params)
+    result = list(parts)
+    for layer, a_inverse, g_inverse in blocks:
+        weight = index[id(layer.weight)]
+        if layer.bias is None:
+            result[weight] = g_inverse @ parts[weight] @ a_inverse
+            continue
+        bias = index[id(layer.bias)]
+        block = g_inverse @ th.cat([parts[weight], parts[bias].unsqueeze(1)], dim=1) @ a_inverse
+        result[weight], result[bias] = block[:, :-1], block[:, -1]
+    if log_std is not None:
+        result[index[id(log_std)]] = parts[index[id(log_std)]] / (2.0 + damping)
+    return flat_concat(result)
 
 
 @contextlib.contextmanager
