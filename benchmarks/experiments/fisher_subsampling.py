@@ -8,7 +8,6 @@ search) at sub_sampling_factor 1, 2 and 4, interleaved, and the critic's epochs;
     python benchmarks/experiments/fisher_subsampling.py [--repetitions 5]
 """
 
-import argparse
 import copy
 import statistics
 import time
@@ -16,15 +15,13 @@ import time
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
+from timing_cli import parse_timing_args  # the script beside this one (its directory is on sys.path when run)
 
 from sb3_trpo_critic import TRPOCritic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=5)
-    args = parser.parse_args()
-    th.set_num_threads(1)
+    repetitions = parse_timing_args(__doc__, default_repetitions=5)
     env = VecNormalize(make_vec_env("HalfCheetah-v5", n_envs=8, seed=0))
     model = TRPOCritic(
         "MlpPolicy", env, n_steps=256, batch_size=128, n_critic_updates=5, cg_max_steps=25, cg_damping=0.1,
@@ -37,7 +34,7 @@ def main() -> None:
     rollout = next(model.rollout_buffer.get(batch_size=None))
     seconds: dict[str, list[float]] = {}
     cg_iterations: dict[str, list[int]] = {}
-    for _ in range(args.repetitions):
+    for _ in range(repetitions):
         for factor in (1, 2, 4):
             name = f"policy step, sub_sampling_factor {factor}"
             model.sub_sampling_factor = factor
@@ -52,7 +49,7 @@ def main() -> None:
         seconds.setdefault("critic epochs", []).append(time.perf_counter() - start)
     for name, values in seconds.items():
         iterations = f", CG iterations {statistics.median(cg_iterations[name]):.0f}" if name in cg_iterations else ""
-        print(f"{name}: median {statistics.median(values):.3f} s over {args.repetitions}{iterations}")
+        print(f"{name}: median {statistics.median(values):.3f} s over {repetitions}{iterations}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ loop, as before), interleaved, one torch thread, and prints the medians and thei
     python benchmarks/experiments/recurrent_fold.py [--repetitions 4]
 """
 
-import argparse
 import copy
 import statistics
 import time
@@ -18,16 +17,14 @@ import rl_zoo3.import_envs  # noqa: F401 (registers the NoVel environments)
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
+from timing_cli import parse_timing_args  # the script beside this one (its directory is on sys.path when run)
 
 import sb3_trpo_critic.recurrent as recurrent
 from sb3_trpo_critic import RecurrentTRPOCritic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=4)
-    args = parser.parse_args()
-    th.set_num_threads(1)
+    repetitions = parse_timing_args(__doc__, default_repetitions=4)
     env = VecNormalize(make_vec_env("PendulumNoVel-v1", n_envs=2, seed=0), gamma=0.9)
     model = RecurrentTRPOCritic(
         "MlpLstmPolicy", env, n_steps=1024, gae_lambda=0.95, gamma=0.9, learning_rate=1e-3, n_critic_updates=15,
@@ -40,7 +37,7 @@ def main() -> None:
     fold = recurrent.reset_at_sequence_starts
     variants = {"fold": fold, "step-by-step loop": lambda states, starts: (states, starts)}
     seconds: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repetitions):
+    for _ in range(repetitions):
         for name, function in variants.items():
             recurrent.reset_at_sequence_starts = function
             model.policy.load_state_dict(state)
@@ -50,7 +47,7 @@ def main() -> None:
     recurrent.reset_at_sequence_starts = fold
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     for name, median in medians.items():
-        print(f"{name}: train() median {median:.2f} s over {args.repetitions}")
+        print(f"{name}: train() median {median:.2f} s over {repetitions}")
     print(f"fold / loop: {medians['fold'] / medians['step-by-step loop']:.3f}")
 
 
