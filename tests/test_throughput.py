@@ -21,11 +21,12 @@ from sb3_trpo_critic.benchmarks.throughput import (
     Variant,
     env_stack_variant,
     measure,
+    on_engines,
     parse_variant,
     schedule,
     summarize,
 )
-from sb3_trpo_critic.benchmarks.timing import random_action_seconds, time_learn
+from sb3_trpo_critic.benchmarks.timing import Phases, random_action_seconds, time_learn
 
 
 def test_parse_variant():
@@ -533,18 +534,34 @@ def test_sbx_ppo_is_rl_zoo3s_ppo_entry_and_measures_a_tiny_training(jax_environm
     assert 0 < m.rollout_seconds < m.seconds and 0 < m.train_seconds < m.seconds
 
 
-def test_each_engine_measures_the_zoo_algorithms_and_the_env_stack_but_not_the_peers(fake_pool, monkeypatch, capsys):
+def test_each_engine_measures_the_zoo_algorithms_the_peers_and_the_env_stack(fake_pool, monkeypatch, capsys):
     monkeypatch.setattr(throughput, "check_peer", lambda algo: None)  # as if the extra were installed
-    argv = ["--envs", "E", "--algos", "trpo_critic", "tianshou_trpo", "--rounds", "1", "--vec-env", "dummy", "envpool"]
-    assert throughput.main(argv) == 0
+    argv = ["--envs", "E", "--algos", "trpo_critic", "tianshou_trpo", "sbx_ppo", "--rounds", "1"]
+    assert throughput.main([*argv, "--vec-env", "dummy", "envpool"]) == 0
     assert [(job[1].label, job[1].vec_env) for job in fake_pool] == [
         ("trpo_critic", "dummy"),
         ("trpo_critic on envpool", "envpool"),
-        ("tianshou_trpo", "dummy"),  # its library's own env stack
+        ("tianshou_trpo", "dummy"),
+        ("tianshou_trpo on envpool", "envpool"),  # Tianshou's example on EnvPool, as it runs with EnvPool installed
+        ("sbx_ppo", "dummy"),
+        ("sbx_ppo on envpool", "envpool"),  # SBX's PPO on ppo's env stack on EnvPool
         (ENV_STACK_LABEL, "dummy"),
         (f"{ENV_STACK_LABEL} on envpool", "envpool"),
     ]
-    assert "| trpo_critic on envpool | 1 |" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "| trpo_critic on envpool | 1 |" in table and "| tianshou_trpo on envpool | 1 |" in table
+    assert "| sbx_ppo on envpool | 1 |" in table
+    # --vec-env dummy alone: as without --vec-env, every peer on gymnasium's envs only
+    for engines in (["--vec-env", "dummy"], []):
+        fake_pool.clear()
+        assert throughput.main([*argv, *engines]) == 0
+        assert [(job[1].label, job[1].vec_env) for job in fake_pool] == [
+            ("trpo_critic", "dummy"),
+            ("tianshou_trpo", "dummy"),
+            ("sbx_ppo", "dummy"),
+            (ENV_STACK_LABEL, "dummy"),
+        ]
+        assert "on envpool" not in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
         throughput.main(["--vec-env", "subproc"])
     assert exit_info.value.code == 2
@@ -552,16 +569,22 @@ def test_each_engine_measures_the_zoo_algorithms_and_the_env_stack_but_not_the_p
 
 def test_summary_fractions_are_of_the_env_stack_on_the_same_engine():
     stack = Variant(ENV_STACK_LABEL, "ours", env_stack=True)
-    variants = [Variant("ours", "ours"), Variant("ours", "ours").on("envpool"), stack, stack.on("envpool")]
+    peer = Variant("tianshou_trpo", "tianshou_trpo")
+    variants = [Variant("ours", "ours"), Variant("ours", "ours").on("envpool"), peer, peer.on("envpool")]
+    variants += [stack, stack.on("envpool")]
     measurements = [
         Measurement("E", "ours", 0, 1000, 1.0, 0.5, 0.25),
         Measurement("E", "ours on envpool", 0, 1000, 0.5, 0.25, 0.25),
+        Measurement("E", "tianshou_trpo", 0, 1000, 0.5, 0.25, 0.125),
+        Measurement("E", "tianshou_trpo on envpool", 0, 1000, 0.2, 0.1, 0.05),
         Measurement("E", ENV_STACK_LABEL, 0, 1000, 0.5, 0.5, 0.0),
         Measurement("E", f"{ENV_STACK_LABEL} on envpool", 0, 1000, 0.25, 0.25, 0.0),
     ]
     table = summarize(measurements, variants)
     assert "| ours | 1 | 1000 | 1.00 | 0.50 |" in table
     assert "| ours on envpool | 1 | 2000 | 0.50 | 0.50 |" in table
+    assert "| tianshou_trpo | 1 | 2000 | 0.50 | 1.00 |" in table  # of the env stack on gymnasium (2000/s)
+    assert "| tianshou_trpo on envpool | 1 | 5000 | 0.20 | 1.25 |" in table  # of the env stack on EnvPool (4000/s)
     assert f"| {ENV_STACK_LABEL} on envpool | 1 | 4000 | 0.25 | 1.00 |" in table
 
 
@@ -583,3 +606,92 @@ def test_measure_builds_the_engine_of_the_variant(monkeypatch):
     ((vec_env, env),) = built
     assert vec_env == "envpool" and isinstance(env.unwrapped, EnvPoolVecEnv)
     assert (m.label, m.timesteps) == ("trpo_critic n_envs:2 n_steps:64 on envpool", 128)
+
+
+def test_a_peer_is_measured_only_on_its_engines(monkeypatch):
+    from sb3_trpo_critic.benchmarks.peers import PEER_VEC_ENVS, measure_peer
+
+    assert PEER_VEC_ENVS == {"tianshou_trpo": ("dummy", "envpool"), "sbx_ppo": ("dummy", "envpool")}
+    monkeypatch.setitem(throughput.PEER_VEC_ENVS, "sbx_ppo", ("dummy",))  # a peer that could not run on EnvPool
+    variants = [Variant("trpo_critic", "trpo_critic"), Variant("sbx_ppo", "sbx_ppo")]
+    labels = [v.label for v in on_engines(variants, ["dummy", "envpool"])]
+    assert labels == ["trpo_critic", "trpo_critic on envpool", "sbx_ppo"]
+    assert [v.label for v in on_engines(variants, ["envpool"])] == ["trpo_critic on envpool", "sbx_ppo"]
+    with pytest.raises(ValueError, match="sbx_ppo is not measured on vec_env 'envpool'"):
+        measure_peer("sbx_ppo", "Hopper-v5", 1024, 0, 1, vec_env="envpool")
+
+    calls = []
+
+    def recorded(*arguments):
+        calls.append(arguments)
+        return Phases(1, 1.0, 0.5, 0.25)
+
+    monkeypatch.setattr(throughput, "measure_peer", recorded)  # measure gives the peer its variant's engine
+    m = measure("E", Variant("tianshou_trpo", "tianshou_trpo").on("envpool"), 0, timesteps=1, seed=0, threads=1)
+    assert calls == [("tianshou_trpo", "E", 1, 0, 1, (), "envpool")] and m.label == "tianshou_trpo on envpool"
+
+
+@pytest.mark.slow  # importing Tianshou: about 10 s
+def test_tianshou_trpo_on_envpool_is_its_examples_envpool_path():
+    pytest.importorskip("tianshou")
+    envpool = pytest.importorskip("envpool")
+    from tianshou.env import VectorEnvNormObs
+
+    from sb3_trpo_critic.benchmarks.peers import tianshou_trpo_training
+    from sb3_trpo_critic.envpool import EnvPoolVecEnv, make_envpool_vec_env
+
+    made = []
+    make_gymnasium = envpool.make_gymnasium
+
+    def spy(task, **kwargs):
+        made.append((task, kwargs))
+        return make_gymnasium(task, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(envpool, "make_gymnasium", spy)
+        training = tianshou_trpo_training("Hopper-v5", seed=0, threads=1, vec_env="envpool")
+    ((task, kwargs),) = made  # the training envs only, as EnvPoolFactory.create_venv makes them
+    assert task == "Hopper-v5" and sorted(kwargs) == ["num_envs", "seed"] and kwargs["num_envs"] == 16
+    envs = training.envs
+    assert isinstance(envs, VectorEnvNormObs) and envs.update_obs_rms and len(envs) == 16
+    pool = envs.venv
+    assert type(pool).__module__ == "abc" and "EnvPool" in type(pool).__name__  # EnvPool's pool, not a Tianshou venv
+    assert pool.config["num_envs"] == 16 and pool.config["seed"] == kwargs["seed"]
+    ours = make_envpool_vec_env("Hopper-v5", 16, seed=0)  # the adapter of the rows "... on envpool"
+    adapter = ours.unwrapped
+    assert isinstance(adapter, EnvPoolVecEnv) and pool.config["num_threads"] == adapter._pool.config["num_threads"]
+    ours.close()
+    assert training.collector.buffer.buffer_num == 16
+    stats = training.collector.collect(n_step=64, reset_before_collect=True)
+    assert stats.n_collected_steps == 64 and envs.get_obs_rms().count > 16  # normalized by running statistics
+    envs.close()
+    docs = documented("**`tianshou_trpo`**")
+    assert docs["vector env on EnvPool (`--vec-env envpool`)"].startswith("EnvPool's pool")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:jax is imported already")
+def test_sbx_ppo_on_envpool_has_ppos_env_stack_on_envpool(jax_environment):
+    pytest.importorskip("sbx")
+    pytest.importorskip("envpool")
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from sb3_trpo_critic.benchmarks.peers import sbx_ppo_model
+    from sb3_trpo_critic.benchmarks.results import RunSpec
+    from sb3_trpo_critic.benchmarks.run import build_env
+    from sb3_trpo_critic.envpool import EnvPoolVecEnv
+
+    def stack(env):
+        layers = [type(env)]
+        while hasattr(env, "venv"):
+            env = env.venv
+            layers.append(type(env))
+        return layers
+
+    model = sbx_ppo_model("Hopper-v5", seed=0, threads=1, vec_env="envpool")
+    env = model.get_env()
+    _, ppo_env = build_env(RunSpec("ppo", "Hopper-v5", 0, vec_env="envpool"))
+    assert isinstance(env, VecNormalize) and isinstance(env.unwrapped, EnvPoolVecEnv)
+    assert stack(env) == stack(ppo_env) and env.num_envs == ppo_env.num_envs
+    env.close()
+    ppo_env.close()

@@ -17,15 +17,34 @@ observations normalized by running statistics (``VectorEnvNormObs``), returns sc
 ``backtrack_coeff=0.8`` up to ``max_backtracks=10``, gamma 0.99, GAE lambda 0.95, 20 critic Adam steps per update
 (``optim_critic_iters``) at lr 1e-3 decaying linearly over the example's 100 epochs x 30000 env steps (3000
 updates: 100 x ceil(30000 / 1024)); a ``VectorReplayBuffer`` of 4096 transitions, ``exploration_noise=True``.
-Two departures, both for a single-core measurement beside the others: the envs are gymnasium's, as the other
-algorithms', stepped one after the other in this process (Tianshou's ``DummyVectorEnv``; the example uses its
-``SubprocVectorEnv`` with shared memory, or EnvPool's C++ envs and thread pool when EnvPool is installed); and no
-test envs, logger or progress bar (no algorithm is evaluated or logged while timed).
+Its training envs are built on each engine of the benchmark's ``--vec-env``:
+
+- ``dummy`` (the row ``tianshou_trpo``): gymnasium's envs, as the other algorithms', stepped one after the other in
+  this process (Tianshou's ``DummyVectorEnv``). A departure from the example, for a single-core measurement beside
+  the others: the example uses its ``SubprocVectorEnv`` with shared memory when EnvPool is not installed, and
+  EnvPool when it is.
+- ``envpool`` (the row ``tianshou_trpo on envpool``): EnvPool's C++ envs and thread pool, as the example runs when
+  EnvPool is installed: the example's path itself, ``EnvFactoryRegistered(..., envpool_factory=EnvPoolFactory())``,
+  whose ``create_venv`` calls ``envpool.make_gymnasium(task, num_envs=16, seed=...)`` (the seed drawn from
+  ``seed`` by Tianshou's factory), under the same ``VectorEnvNormObs``. EnvPool's ``num_threads`` is not passed,
+  neither by Tianshou's ``EnvPoolFactory`` nor by this package's adapter
+  (:func:`~sb3_trpo_critic.envpool.make_envpool_vec_env`, which the rows ``... on envpool`` of rl-zoo3's
+  algorithms are built with, passes only what a zoo entry's ``env_kwargs`` set, and no MuJoCo entry sets it): both
+  pools have EnvPool's default ``num_threads=0``, which EnvPool takes as ``min(num_envs, the machine's cores)``
+  worker threads (2 on a 2-core machine), so the peer's pool steps with as many threads as ours. Neither is
+  pinned to one thread: ``--threads`` sets torch's (and JAX's) threads, not EnvPool's. Tianshou's collector takes
+  EnvPool's batched info through its own conversion (``_HACKY_create_info_batch``, which warns once per process
+  "You are using tensors with different shape"); that is its path on EnvPool, timed as it is.
+
+On both, a departure for the measurement: no test envs, logger or progress bar (no algorithm is evaluated or
+logged while timed).
 
 ``sbx_ppo``: SBX's PPO with rl-zoo3's PPO entry for the env (``hyperparams/ppo.yml``, chosen as for ``ppo`` by
 :func:`~sb3_trpo_critic.zoo.select_entry`: HalfCheetah-v5 and Hopper-v5 take the ``-v4`` entries), on the env stack
 rl-zoo3 builds for that entry (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`: ``n_envs``, ``VecNormalize``,
-...), so that it differs from ``ppo`` only by the library. What SBX does not take is translated
+...), so that it differs from ``ppo`` only by the library; on each engine of ``--vec-env`` as ``ppo`` is (SBX takes
+SB3's ``VecEnv``: on ``envpool``, the row ``sbx_ppo on envpool``, the entry's copies are this package's EnvPool
+adapter under the same wrappers, exactly ``ppo on envpool``'s stack). What SBX does not take is translated
 (:func:`sbx_ppo_arguments`): ``policy_kwargs`` ``activation_fn`` from torch's class to flax's function
 (``nn.ReLU`` -> ``flax.linen.relu``); ``ortho_init`` is passed as it is (SBX takes it; the MuJoCo entries set
 ``False``, as SBX's default); a key SBX does not take, or ``target_kl`` (an adaptive learning rate in SBX, early
@@ -54,6 +73,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sb3_trpo_critic.benchmarks.timing import Phases, add_time, time_learn
+from sb3_trpo_critic.envpool import ENVPOOL_EXTRA, check_vec_env
 from sb3_trpo_critic.extras import check_extra
 
 #: The peers, by the name ``--algos`` takes, with the modules of the ``peers`` extra each needs.
@@ -61,6 +81,15 @@ PEER_MODULES: dict[str, tuple[str, ...]] = {
     "tianshou_trpo": ("tianshou",),
     "sbx_ppo": ("sbx", "jax", "flax"),
 }
+
+#: The engines (:data:`~sb3_trpo_critic.envpool.VEC_ENVS`) each peer is measured on, when ``--vec-env`` names them.
+PEER_VEC_ENVS: dict[str, tuple[str, ...]] = {
+    "tianshou_trpo": ("dummy", "envpool"),
+    "sbx_ppo": ("dummy", "envpool"),
+}
+
+#: ``tianshou_trpo``'s number of training envs (the example's ``num_training_envs: int = 16``), on every engine.
+TIANSHOU_NUM_TRAINING_ENVS = 16
 
 #: Where ``tianshou_trpo``'s settings come from.
 TIANSHOU_EXAMPLE = "Tianshou v2.0.1, examples/mujoco/mujoco_trpo.py"
@@ -98,9 +127,9 @@ class TianshouTraining:
 
     #: the ``TRPO`` algorithm
     algorithm: Any
-    #: its training collector, on the training envs (``VectorEnvNormObs`` over a ``DummyVectorEnv``)
+    #: its training collector, on the training envs
     collector: Any
-    #: the training envs
+    #: the training envs: ``VectorEnvNormObs`` over a ``DummyVectorEnv`` of gymnasium's envs, or over EnvPool's pool
     envs: Any
 
     def trainer_params(self, env_steps: int) -> Any:
@@ -126,16 +155,47 @@ class TianshouTraining:
         )
 
 
-def tianshou_trpo_training(env_id: str, seed: int, threads: int) -> TianshouTraining:
+def tianshou_env_factory(env_id: str, vec_env: str = "dummy") -> Any:
+    """
+    The env factory of ``tianshou_trpo``'s training envs: :data:`TIANSHOU_EXAMPLE`'s ``MujocoEnvFactory`` is
+    ``EnvFactoryRegistered`` (plus ``VectorEnvNormObs``, added by :func:`tianshou_trpo_training`) with
+    ``envpool_factory=EnvPoolFactory()`` when EnvPool is installed, else ``None`` and
+    ``VectorEnvType.SUBPROC_SHARED_MEM_AUTO``.
+
+    :param env_id: The gymnasium id (EnvPool's id of the same env on ``envpool``)
+    :param vec_env: ``dummy``: gymnasium's envs in a ``DummyVectorEnv`` (``envpool_factory=None``, one core);
+        ``envpool``: the example's EnvPool path, ``EnvPoolFactory()``, which builds the training envs with
+        ``envpool.make_gymnasium(env_id, num_envs=..., seed=...)``: nothing else passed, ``num_threads`` included,
+        as this package's adapter passes none either (the module docstring says why that is the same thread count)
+    :return: The factory
+    :raises MissingExtraError: on ``envpool``, without EnvPool
+    :raises ValueError: for an engine not in :data:`~sb3_trpo_critic.envpool.VEC_ENVS`
+    """
+    from tianshou.highlevel.env import EnvFactoryRegistered, EnvPoolFactory, VectorEnvType
+
+    if check_vec_env(vec_env) == "envpool":
+        check_extra(ENVPOOL_EXTRA, (ENVPOOL_EXTRA,), needed_by="tianshou_trpo on envpool")
+        # venv_type is not used for the venvs when envpool_factory is given; the one gymnasium env the factory's
+        # create_env makes (for the spaces, as the example's) is gymnasium.make's on either engine.
+        return EnvFactoryRegistered(task=env_id, venv_type=VectorEnvType.DUMMY, envpool_factory=EnvPoolFactory())
+    # instead of the example's VectorEnvType.SUBPROC_SHARED_MEM_AUTO: stepped in this process (one core)
+    return EnvFactoryRegistered(task=env_id, venv_type=VectorEnvType.DUMMY, envpool_factory=None)
+
+
+def tianshou_trpo_training(env_id: str, seed: int, threads: int, vec_env: str = "dummy") -> TianshouTraining:
     """
     Tianshou's TRPO on ``env_id`` as :data:`TIANSHOU_EXAMPLE` builds it (the module docstring lists the settings),
-    its training envs stepped in this process (``DummyVectorEnv``).
+    its training envs gymnasium's stepped in this process (``DummyVectorEnv``) or EnvPool's
+    (:func:`tianshou_env_factory`).
 
     :param env_id: A gymnasium environment with a ``Box`` action space
     :param seed: Seed of numpy, torch and the envs (as the example's ``seed``)
     :param threads: Torch threads
+    :param vec_env: The engine of the training envs: ``dummy`` or ``envpool``
     :return: The algorithm, its training collector and envs
-    :raises ValueError: for an environment whose actions are not a ``Box`` (the example is for MuJoCo)
+    :raises ValueError: for an environment whose actions are not a ``Box`` (the example is for MuJoCo), or an
+        unknown engine
+    :raises MissingExtraError: on ``envpool``, without EnvPool
     """
     import gymnasium as gym
     import numpy as np
@@ -145,7 +205,7 @@ def tianshou_trpo_training(env_id: str, seed: int, threads: int) -> TianshouTrai
     from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactoryLinear
     from tianshou.data import Collector, CollectStats, VectorReplayBuffer
     from tianshou.env import VectorEnvNormObs
-    from tianshou.highlevel.env import EnvFactoryRegistered, EnvMode, VectorEnvType
+    from tianshou.highlevel.env import EnvMode
     from tianshou.utils.net.common import Net
     from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
     from torch import nn
@@ -153,15 +213,14 @@ def tianshou_trpo_training(env_id: str, seed: int, threads: int) -> TianshouTrai
 
     torch.set_num_threads(threads)
     # the example's make_mujoco_env(task, seed, num_training_envs=16, num_test_envs, obs_norm=True): its
-    # MujocoEnvFactory is EnvFactoryRegistered plus VectorEnvNormObs; here with VectorEnvType.DUMMY and no EnvPool
-    # instead of VectorEnvType.SUBPROC_SHARED_MEM_AUTO (one core), and its training envs only.
-    factory = EnvFactoryRegistered(task=env_id, venv_type=VectorEnvType.DUMMY, envpool_factory=None)
+    # MujocoEnvFactory is EnvFactoryRegistered plus VectorEnvNormObs; here on the engine vec_env
+    # (tianshou_env_factory: DummyVectorEnv, or the example's own EnvPool path), and its training envs only.
+    factory = tianshou_env_factory(env_id, vec_env)
     env = factory.create_env(EnvMode.TRAINING)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ValueError(f"tianshou_trpo: {env_id} has {env.action_space} actions; {TIANSHOU_EXAMPLE} is for Box actions")
-    num_training_envs = 16  # example: num_training_envs: int = 16
     envs = VectorEnvNormObs(  # example: obs_norm=True, update_obs_rms=mode == EnvMode.TRAINING
-        factory.create_venv(num_training_envs, EnvMode.TRAINING, seed=seed), update_obs_rms=True
+        factory.create_venv(TIANSHOU_NUM_TRAINING_ENVS, EnvMode.TRAINING, seed=seed), update_obs_rms=True
     )
     state_shape = env.observation_space.shape or ()
     action_shape = env.action_space.shape
@@ -222,7 +281,7 @@ def tianshou_trpo_training(env_id: str, seed: int, threads: int) -> TianshouTrai
     return TianshouTraining(algorithm, collector, envs)
 
 
-def measure_tianshou_trpo(env_id: str, timesteps: int, seed: int, threads: int) -> Phases:
+def measure_tianshou_trpo(env_id: str, timesteps: int, seed: int, threads: int, vec_env: str = "dummy") -> Phases:
     """
     Warm up (one trainer run of one collect and one update, untimed), then time a trainer run of ``timesteps`` env
     steps (one epoch, no test steps), with its collector's ``collect`` (rollout) and its algorithm's ``update``
@@ -233,9 +292,10 @@ def measure_tianshou_trpo(env_id: str, timesteps: int, seed: int, threads: int) 
     :param timesteps: Env steps of the timed run (whole collects of 1024)
     :param seed: Seed
     :param threads: Torch threads
+    :param vec_env: The engine of the training envs (:func:`tianshou_trpo_training`)
     :return: Its phases
     """
-    training = tianshou_trpo_training(env_id, seed, threads)
+    training = tianshou_trpo_training(env_id, seed, threads, vec_env)
     warmup = training.algorithm.run_training(training.trainer_params(TIANSHOU_TRAINER.collection_step_num_env_steps))
     params = training.trainer_params(timesteps)
     clock = {"rollout": 0.0, "train": 0.0}
@@ -317,14 +377,18 @@ def sbx_ppo_arguments(model_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return arguments
 
 
-def sbx_ppo_model(env_id: str, seed: int, threads: int, overrides: Sequence[tuple[str, Any]] = ()) -> Any:
+def sbx_ppo_model(
+    env_id: str, seed: int, threads: int, overrides: Sequence[tuple[str, Any]] = (), vec_env: str = "dummy"
+) -> Any:
     """
-    SBX's PPO with rl-zoo3's PPO entry for ``env_id``, on the env stack rl-zoo3 builds for that entry.
+    SBX's PPO with rl-zoo3's PPO entry for ``env_id``, on the env stack rl-zoo3 builds for that entry, on the
+    engine ``vec_env``, as ``ppo``'s (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`).
 
     :param env_id: The environment
     :param seed: Seed of the model and of the envs
     :param threads: JAX's and torch's threads (:func:`jax_threads`, set before JAX is first imported)
     :param overrides: (key, value) pairs replacing keys of the entry, as ``ppo``'s (``--variant sbx_ppo n_epochs:5``)
+    :param vec_env: The engine of the entry's copies: ``dummy`` (gymnasium) or ``envpool``
     :return: The model, on its env
     """
     jax_threads(threads)
@@ -337,27 +401,36 @@ def sbx_ppo_model(env_id: str, seed: int, threads: int, overrides: Sequence[tupl
     th.set_num_threads(threads)
     zoo = load_zoo_hyperparameters("ppo", env_id, dict(overrides))
     arguments = sbx_ppo_arguments(zoo.model_kwargs)
-    env = make_zoo_vec_env(zoo, seed)
+    env = make_zoo_vec_env(zoo, seed, vec_env=vec_env)
     return PPO(zoo.policy, env, seed=seed, verbose=0, **arguments)
 
 
-def measure_sbx_ppo(env_id: str, timesteps: int, seed: int, threads: int, overrides: Sequence[tuple[str, Any]] = ()) -> Phases:
+def measure_sbx_ppo(
+    env_id: str, timesteps: int, seed: int, threads: int, overrides: Sequence[tuple[str, Any]] = (), vec_env: str = "dummy"
+) -> Phases:
     """
     :param env_id: The environment
     :param timesteps: Env steps of the timed part
     :param seed: Seed
     :param threads: Threads (:func:`sbx_ppo_model`)
     :param overrides: Changes to the zoo entry
+    :param vec_env: The engine of the entry's copies
     :return: The phases of ``learn`` after a warm-up (:func:`~sb3_trpo_critic.benchmarks.timing.time_learn`)
     """
-    model = sbx_ppo_model(env_id, seed, threads, overrides)
+    model = sbx_ppo_model(env_id, seed, threads, overrides, vec_env)
     phases = time_learn(model, timesteps)
     model.get_env().close()
     return phases
 
 
 def measure_peer(
-    algo: str, env_id: str, timesteps: int, seed: int, threads: int, overrides: Sequence[tuple[str, Any]] = ()
+    algo: str,
+    env_id: str,
+    timesteps: int,
+    seed: int,
+    threads: int,
+    overrides: Sequence[tuple[str, Any]] = (),
+    vec_env: str = "dummy",
 ) -> Phases:
     """
     :param algo: A peer (a key of :data:`PEER_MODULES`)
@@ -366,13 +439,16 @@ def measure_peer(
     :param seed: Seed
     :param threads: Threads
     :param overrides: Changes to ``sbx_ppo``'s zoo entry (``tianshou_trpo`` takes none)
+    :param vec_env: The engine of its training envs, one of :data:`PEER_VEC_ENVS`'s for it
     :return: The timed part's phases
-    :raises ValueError: for an unknown peer, or changes to ``tianshou_trpo``
+    :raises ValueError: for an unknown peer, changes to ``tianshou_trpo``, or an engine the peer is not measured on
     """
+    if algo not in PEER_MODULES:
+        raise ValueError(f"unknown peer {algo!r} (known: {', '.join(PEER_MODULES)})")
+    if vec_env not in PEER_VEC_ENVS[algo]:
+        raise ValueError(f"{algo} is not measured on vec_env {vec_env!r} (only on {', '.join(PEER_VEC_ENVS[algo])})")
     if algo == "tianshou_trpo":
         if overrides:
             raise ValueError(f"tianshou_trpo takes no KEY:VALUE changes (its settings are {TIANSHOU_EXAMPLE}'s)")
-        return measure_tianshou_trpo(env_id, timesteps, seed, threads)
-    if algo == "sbx_ppo":
-        return measure_sbx_ppo(env_id, timesteps, seed, threads, overrides)
-    raise ValueError(f"unknown peer {algo!r} (known: {', '.join(PEER_MODULES)})")
+        return measure_tianshou_trpo(env_id, timesteps, seed, threads, vec_env)
+    return measure_sbx_ppo(env_id, timesteps, seed, threads, overrides, vec_env)

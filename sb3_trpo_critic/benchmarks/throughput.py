@@ -38,7 +38,10 @@ same rounds) with ``--variant ALGO KEY:VALUE ...``, written as rl-zoo3's and the
 
 ``--vec-env dummy envpool`` measures every algorithm of rl-zoo3's (and the env stack) on each engine
 (:mod:`sb3_trpo_critic.envpool`, the ``envpool`` extra), in the same rounds; a row on another engine than
-``dummy`` is labelled ``... on envpool``. The peers keep their own libraries' env stacks::
+``dummy`` is labelled ``... on envpool``. So are the peers, each on the engines of
+:data:`~sb3_trpo_critic.benchmarks.peers.PEER_VEC_ENVS`: ``tianshou_trpo on envpool`` is Tianshou's example on
+EnvPool as it runs when EnvPool is installed (Tianshou's ``EnvPoolFactory``), ``sbx_ppo on envpool`` SBX's PPO on
+the stack ``ppo on envpool`` has. A row's fraction of the env stack is of the env stack on its engine::
 
     python -m sb3_trpo_critic.benchmarks.throughput --envs HalfCheetah-v5 --algos trpo_critic tianshou_trpo \\
         --vec-env dummy envpool --threads 1
@@ -57,7 +60,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sb3_trpo_critic.benchmarks.peers import PEER_MODULES, check_peer, measure_peer
+from sb3_trpo_critic.benchmarks.peers import PEER_MODULES, PEER_VEC_ENVS, check_peer, measure_peer
 from sb3_trpo_critic.benchmarks.timing import Phases, random_action_seconds, time_learn
 from sb3_trpo_critic.extras import requires_extra
 
@@ -79,7 +82,8 @@ class Variant:
     """
     An algorithm and the changes to its zoo entry, as written on the command line; or, with ``env_stack``, the env
     stack that algorithm's entry builds, stepped alone with random actions; ``vec_env``: the engine of its
-    environments (:data:`~sb3_trpo_critic.envpool.VEC_ENVS`; a peer's is its library's own).
+    environments (:data:`~sb3_trpo_critic.envpool.VEC_ENVS`; a peer's: its library's env stack on that engine,
+    :mod:`~sb3_trpo_critic.benchmarks.peers`).
     """
 
     label: str
@@ -94,6 +98,28 @@ class Variant:
             return self
         label = self.label if vec_env == DEFAULT_VEC_ENV else f"{self.label} on {vec_env}"
         return replace(self, label=label, vec_env=vec_env)
+
+
+def engines_of(variant: Variant, engines: Sequence[str]) -> list[str]:
+    """
+    :param variant: An algorithm, a peer or an env stack (on the default engine)
+    :param engines: The engines of ``--vec-env``, in order
+    :return: Those it is measured on: all of them, or for a peer those of
+        :data:`~sb3_trpo_critic.benchmarks.peers.PEER_VEC_ENVS` (the default engine if none of them is asked for)
+    """
+    if variant.env_stack or variant.algo not in PEER_MODULES:
+        return list(engines)
+    return [engine for engine in engines if engine in PEER_VEC_ENVS[variant.algo]] or [DEFAULT_VEC_ENV]
+
+
+def on_engines(variants: Sequence[Variant], engines: Sequence[str]) -> list[Variant]:
+    """
+    :param variants: The variants (algorithms, peers, env stack), on the default engine
+    :param engines: The engines of ``--vec-env``
+    :return: Each variant on each of its engines (:func:`engines_of`), in the order of ``variants`` then ``engines``
+    """
+    unique = list(dict.fromkeys(engines))
+    return [variant.on(engine) for variant in variants for engine in engines_of(variant, unique)]
 
 
 def env_stack_variant(variants: Sequence[Variant]) -> Variant:
@@ -203,7 +229,7 @@ def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: in
     :return: The measurement
     """
     if variant.algo in PEER_MODULES and not variant.env_stack:
-        phases = measure_peer(variant.algo, env_id, timesteps, seed, threads, variant.overrides)
+        phases = measure_peer(variant.algo, env_id, timesteps, seed, threads, variant.overrides, variant.vec_env)
     else:
         spec = RunSpec(
             variant.algo,
@@ -281,7 +307,7 @@ def summarize(measurements: Sequence[Measurement], variants: Sequence[Variant]) 
                 train = f"{statistics.median(1000 * m.train_seconds / m.timesteps for m in runs):.3f}"
                 other = f"{statistics.median(1000 * m.other_seconds / m.timesteps for m in runs):.3f}"
             cells = [variant.label, str(len(runs)), f"{fps:.0f}", f"{base / fps:.2f}"]
-            if stacks:  # of the env stack on the same engine (a peer's: the default engine's)
+            if stacks:  # of the env stack on the same engine, for a peer too
                 stack_fps = stacks.get(variant.vec_env)
                 cells.append("-" if stack_fps is None else f"{fps / stack_fps:.2f}")
             lines.append("| " + " | ".join([*cells, f"{rollout_fps:.0f}", train, other]) + " |")
@@ -322,8 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         choices=VEC_ENVS,
         default=[DEFAULT_VEC_ENV],
-        help="the engines of the environments of rl-zoo3's algorithms and of the env stack, each measured "
-        "(envpool: the 'envpool' extra)",
+        help="the engines of the environments of rl-zoo3's algorithms, of the peers and of the env stack, each "
+        "measured (envpool: the 'envpool' extra)",
     )
     parser.add_argument("--out", type=Path, default=None, help="write the measurements as JSON here")
     args = parser.parse_args(argv)
@@ -343,12 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_peer(algo)
     if not args.no_env_stack:
         variants.append(env_stack_variant(algos))
-    engines = list(dict.fromkeys(args.vec_env))
-    variants = [
-        variant.on(engine)
-        for variant in variants
-        for engine in (engines if variant.env_stack or variant.algo not in PEER_MODULES else [DEFAULT_VEC_ENV])
-    ]
+    variants = on_engines(variants, args.vec_env)
 
     jobs = [
         (env_id, variant, round_, args.timesteps, args.seed, args.threads)
