@@ -1,6 +1,8 @@
-"""The command line the timing scripts beside this one share (``fisher_subsampling.py``, ``recurrent_fold.py``).
+"""The command line the timing scripts beside this one share (benchmarks/experiments/fisher_subsampling.py and
+benchmarks/experiments/recurrent_fold.py); not a script itself.
 
-Imported as ``from timing_cli import parse_timing_args``: a script's directory is on ``sys.path`` when it runs.
+This module is benchmarks/experiments/timing_cli.py, imported as ``from timing_cli import parse_timing_args``: a
+script's directory is on ``sys.path`` when it runs.
 """
 
 import argparse
