@@ -107,7 +107,7 @@ def test_measure_builds_the_variant_with_the_runners_builder(monkeypatch):
     variant = parse_variant(["trpo_critic", "n_envs:4", "n_steps:128"])
     m = measure("CartPole-v1", variant, 1, timesteps=1024, seed=5, threads=1)
     spec = RunSpec("trpo_critic", "CartPole-v1", 5, timesteps=1024, threads=1, hyperparams=(("n_envs", 4), ("n_steps", 128)))
-    assert built == [(spec, {"device": "cpu"})]
+    assert built == [(spec, {"envpool_threads": 1, "device": "cpu"})]  # EnvPool's threads: used on envpool only
     assert (m.label, m.round, m.timesteps) == ("trpo_critic n_envs:4 n_steps:128", 1, 1024)
 
 
@@ -636,9 +636,12 @@ def test_tianshou_trpo_on_envpool_is_its_examples_envpool_path():
     pytest.importorskip("tianshou")
     envpool = pytest.importorskip("envpool")
     from tianshou.env import VectorEnvNormObs
+    from tianshou.highlevel.env import EnvPoolFactory
 
-    from sb3_trpo_critic.benchmarks.peers import tianshou_trpo_training
-    from sb3_trpo_critic.envpool import EnvPoolVecEnv, make_envpool_vec_env
+    from sb3_trpo_critic.benchmarks.peers import tianshou_env_factory, tianshou_trpo_training
+    from sb3_trpo_critic.benchmarks.results import RunSpec
+    from sb3_trpo_critic.benchmarks.run import build_env
+    from sb3_trpo_critic.envpool import EnvPoolVecEnv
 
     made = []
     make_gymnasium = envpool.make_gymnasium
@@ -650,17 +653,23 @@ def test_tianshou_trpo_on_envpool_is_its_examples_envpool_path():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(envpool, "make_gymnasium", spy)
         training = tianshou_trpo_training("Hopper-v5", seed=0, threads=1, vec_env="envpool")
-    ((task, kwargs),) = made  # the training envs only, as EnvPoolFactory.create_venv makes them
-    assert task == "Hopper-v5" and sorted(kwargs) == ["num_envs", "seed"] and kwargs["num_envs"] == 16
+    ((task, kwargs),) = made  # the training envs only, as EnvPoolFactory.create_venv makes them, plus num_threads
+    assert task == "Hopper-v5" and sorted(kwargs) == ["num_envs", "num_threads", "seed"] and kwargs["num_envs"] == 16
+    assert kwargs["num_threads"] == 1  # threads
     envs = training.envs
     assert isinstance(envs, VectorEnvNormObs) and envs.update_obs_rms and len(envs) == 16
     pool = envs.venv
     assert type(pool).__module__ == "abc" and "EnvPool" in type(pool).__name__  # EnvPool's pool, not a Tianshou venv
     assert pool.config["num_envs"] == 16 and pool.config["seed"] == kwargs["seed"]
-    ours = make_envpool_vec_env("Hopper-v5", 16, seed=0)  # the adapter of the rows "... on envpool"
+    # the same worker threads as the pools of the rows "... on envpool" of ours, built with the benchmark's threads
+    _, ours = build_env(RunSpec("trpo_critic", "Hopper-v5", 0, vec_env="envpool"), envpool_threads=1)
     adapter = ours.unwrapped
-    assert isinstance(adapter, EnvPoolVecEnv) and pool.config["num_threads"] == adapter._pool.config["num_threads"]
+    assert isinstance(adapter, EnvPoolVecEnv) and pool.config["num_threads"] == adapter._pool.config["num_threads"] == 1
     ours.close()
+    # num_threads is not among the factory's keyword arguments (they would reach create_env's gymnasium.make too)
+    factory = tianshou_env_factory("Hopper-v5", "envpool", envpool_threads=1)
+    assert factory.make_kwargs == {} and isinstance(factory.envpool_factory, EnvPoolFactory)
+    assert type(tianshou_env_factory("Hopper-v5", "envpool").envpool_factory) is EnvPoolFactory  # the example's
     assert training.collector.buffer.buffer_num == 16
     stats = training.collector.collect(n_step=64, reset_before_collect=True)
     assert stats.n_collected_steps == 64 and envs.get_obs_rms().count > 16  # normalized by running statistics
@@ -695,3 +704,95 @@ def test_sbx_ppo_on_envpool_has_ppos_env_stack_on_envpool(jax_environment):
     assert stack(env) == stack(ppo_env) and env.num_envs == ppo_env.num_envs
     env.close()
     ppo_env.close()
+
+
+# --- EnvPool's worker threads: --threads on every pool of the benchmark, EnvPool's default in the runner ----------
+
+
+@pytest.fixture
+def envpool_pools(monkeypatch):
+    """Every EnvPool pool built while the test runs: (its keyword arguments, its configuration's num_threads)."""
+    envpool = pytest.importorskip("envpool")
+    pools = []
+    make_gymnasium = envpool.make_gymnasium
+
+    def spy(task, **kwargs):
+        pool = make_gymnasium(task, **kwargs)
+        pools.append((kwargs, pool.config["num_threads"]))
+        return pool
+
+    monkeypatch.setattr(envpool, "make_gymnasium", spy)
+    return pools
+
+
+def test_with_envpool_threads_adds_num_threads_and_refuses_an_entrys_own():
+    import dataclasses
+
+    from sb3_trpo_critic.benchmarks.run import with_envpool_threads
+    from sb3_trpo_critic.zoo import load_zoo_hyperparameters
+
+    zoo = dataclasses.replace(load_zoo_hyperparameters("trpo_critic", "Hopper-v5"), env_kwargs={"ctrl_cost_weight": 0.01})
+    threaded = with_envpool_threads(zoo, 3)
+    assert threaded.env_kwargs == {"ctrl_cost_weight": 0.01, "num_threads": 3}
+    assert zoo.env_kwargs == {"ctrl_cost_weight": 0.01}  # a new record; the other fields as they were
+    assert dataclasses.replace(threaded, env_kwargs=zoo.env_kwargs) == zoo
+    with pytest.raises(ValueError, match="num_threads=2, which conflicts with the 1 EnvPool threads"):
+        with_envpool_threads(dataclasses.replace(zoo, env_kwargs={"num_threads": 2}), 1)
+    with pytest.raises(ValueError, match="must be >= 1"):
+        with_envpool_threads(zoo, 0)
+
+
+def test_build_env_gives_envpool_its_threads_on_envpool_only(envpool_pools):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from sb3_trpo_critic.benchmarks.results import RunSpec
+    from sb3_trpo_critic.benchmarks.run import build_env
+    from sb3_trpo_critic.envpool import EnvPoolVecEnv
+
+    spec = RunSpec("trpo_critic", "Hopper-v5", 0, hyperparams=(("n_envs", 2),), vec_env="envpool")
+    for envpool_threads, expected in ((2, 2), (None, 0)):  # None: the comparison runner's, EnvPool's default
+        zoo, env = build_env(spec, envpool_threads=envpool_threads)
+        adapter = env.unwrapped
+        assert isinstance(adapter, EnvPoolVecEnv) and adapter._pool.config["num_threads"] == expected
+        assert zoo.env_kwargs.get("num_threads") == envpool_threads
+        env.close()
+    assert [num_threads for _, num_threads in envpool_pools] == [2, 0]
+    zoo, env = build_env(RunSpec("trpo_critic", "Hopper-v5", 0, hyperparams=(("n_envs", 2),)), envpool_threads=2)
+    assert "num_threads" not in zoo.env_kwargs and isinstance(env.unwrapped, DummyVecEnv)  # dummy: as without it
+    env.close()
+    assert len(envpool_pools) == 2
+
+
+ENVPOOL_ROWS = [
+    pytest.param(Variant("trpo_critic", "trpo_critic", (("n_envs", 2), ("n_steps", 64))), 128, None, id="trpo_critic"),
+    pytest.param(Variant("ppo", "ppo", (("n_envs", 2), ("n_steps", 64))), 128, None, id="ppo"),
+    pytest.param(Variant(ENV_STACK_LABEL, "trpo_critic", (("n_envs", 2),), env_stack=True), 128, None, id="env stack"),
+    pytest.param(
+        Variant("sbx_ppo", "sbx_ppo", (("n_steps", 64),)), 64, "sbx", id="sbx_ppo", marks=pytest.mark.slow
+    ),  # importing JAX and compiling
+    pytest.param(Variant("tianshou_trpo", "tianshou_trpo"), 1024, "tianshou", id="tianshou_trpo", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.filterwarnings("ignore:jax is imported already", "ignore:You are using tensors with different shape")
+@pytest.mark.parametrize(("variant", "timesteps", "extra"), ENVPOOL_ROWS)
+def test_measure_gives_every_envpool_pool_the_threads(envpool_pools, jax_environment, variant, timesteps, extra):
+    """--threads 1: every pool a row on envpool builds (ours, the env stack, each peer's) has one worker thread."""
+    if extra is not None:
+        pytest.importorskip(extra)
+    m = measure("Hopper-v5", variant.on("envpool"), 0, timesteps=timesteps, seed=0, threads=1)
+    assert m.timesteps == timesteps and envpool_pools
+    assert all(kwargs["num_threads"] == 1 and num_threads == 1 for kwargs, num_threads in envpool_pools), envpool_pools
+
+
+def test_the_runners_run_one_leaves_envpool_its_default_threads(envpool_pools):
+    from sb3_trpo_critic.benchmarks.results import RunSpec
+    from sb3_trpo_critic.benchmarks.run import run_one
+
+    hyperparams = (("n_envs", 2), ("n_steps", 64))
+    spec = RunSpec(
+        "trpo_critic", "Hopper-v5", 0, 128, eval_points=1, eval_episodes=1, hyperparams=hyperparams, vec_env="envpool"
+    )
+    result = run_one(spec)
+    assert result.timesteps == 128 and len(envpool_pools) >= 2  # the training pool and the evaluation pool
+    assert all("num_threads" not in kwargs and num_threads == 0 for kwargs, num_threads in envpool_pools), envpool_pools

@@ -24,17 +24,20 @@ Its training envs are built on each engine of the benchmark's ``--vec-env``:
   the others: the example uses its ``SubprocVectorEnv`` with shared memory when EnvPool is not installed, and
   EnvPool when it is.
 - ``envpool`` (the row ``tianshou_trpo on envpool``): EnvPool's C++ envs and thread pool, as the example runs when
-  EnvPool is installed: the example's path itself, ``EnvFactoryRegistered(..., envpool_factory=EnvPoolFactory())``,
-  whose ``create_venv`` calls ``envpool.make_gymnasium(task, num_envs=16, seed=...)`` (the seed drawn from
-  ``seed`` by Tianshou's factory), under the same ``VectorEnvNormObs``. EnvPool's ``num_threads`` is not passed,
-  neither by Tianshou's ``EnvPoolFactory`` nor by this package's adapter
-  (:func:`~sb3_trpo_critic.envpool.make_envpool_vec_env`, which the rows ``... on envpool`` of rl-zoo3's
-  algorithms are built with, passes only what a zoo entry's ``env_kwargs`` set, and no MuJoCo entry sets it): both
-  pools have EnvPool's default ``num_threads=0``, which EnvPool takes as ``min(num_envs, the machine's cores)``
-  worker threads (2 on a 2-core machine), so the peer's pool steps with as many threads as ours. Neither is
-  pinned to one thread: ``--threads`` sets torch's (and JAX's) threads, not EnvPool's. Tianshou's collector takes
-  EnvPool's batched info through its own conversion (``_HACKY_create_info_batch``, which warns once per process
-  "You are using tensors with different shape"); that is its path on EnvPool, timed as it is.
+  EnvPool is installed: the example's path, ``EnvFactoryRegistered(..., envpool_factory=EnvPoolFactory())``, whose
+  ``create_venv`` calls ``envpool.make_gymnasium(task, num_envs=16, seed=...)`` (the seed drawn from ``seed`` by
+  Tianshou's factory), under the same ``VectorEnvNormObs``. One departure, for the measurement: the pool gets
+  ``num_threads=threads`` (the benchmark's ``--threads``), through a subclass of ``EnvPoolFactory`` whose
+  ``create_venv`` is Tianshou's plus that one argument (:func:`tianshou_envpool_factory`; not through the
+  factory's keyword arguments, which would also reach the ``gymnasium.make`` of its ``create_env``). The example
+  passes none, so its pool would have EnvPool's default ``num_threads=0``, which EnvPool takes as
+  ``min(num_envs, the machine's cores)`` worker threads (2 on a 2-core machine); the benchmark gives every EnvPool
+  pool ``--threads`` threads, ours too (:func:`~sb3_trpo_critic.benchmarks.run.build_env` adds ``num_threads`` to
+  the zoo entry's ``env_kwargs``, which this package's adapter, :func:`~sb3_trpo_critic.envpool.make_envpool_vec_env`,
+  passes to EnvPool), so that the rows on EnvPool step their envs on as many threads as torch (and JAX) computes
+  with. Tianshou's collector takes EnvPool's batched info through its own conversion
+  (``_HACKY_create_info_batch``, which warns once per process "You are using tensors with different shape");
+  that is its path on EnvPool, timed as it is.
 
 On both, a departure for the measurement: no test envs, logger or progress bar (no algorithm is evaluated or
 logged while timed).
@@ -44,9 +47,10 @@ logged while timed).
 rl-zoo3 builds for that entry (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`: ``n_envs``, ``VecNormalize``,
 ...), so that it differs from ``ppo`` only by the library; on each engine of ``--vec-env`` as ``ppo`` is (SBX takes
 SB3's ``VecEnv``: on ``envpool``, the row ``sbx_ppo on envpool``, the entry's copies are this package's EnvPool
-adapter under the same wrappers, exactly ``ppo on envpool``'s stack). What SBX does not take is translated
-(:func:`sbx_ppo_arguments`): ``policy_kwargs`` ``activation_fn`` from torch's class to flax's function
-(``nn.ReLU`` -> ``flax.linen.relu``); ``ortho_init`` is passed as it is (SBX takes it; the MuJoCo entries set
+adapter under the same wrappers, exactly ``ppo on envpool``'s stack, ``num_threads=threads`` in the entry's
+``env_kwargs`` as ``ppo on envpool``'s, :func:`~sb3_trpo_critic.benchmarks.run.with_envpool_threads`). What SBX
+does not take is translated (:func:`sbx_ppo_arguments`): ``policy_kwargs`` ``activation_fn`` from torch's class to
+flax's function (``nn.ReLU`` -> ``flax.linen.relu``); ``ortho_init`` is passed as it is (SBX takes it; the MuJoCo entries set
 ``False``, as SBX's default); a key SBX does not take, or ``target_kl`` (an adaptive learning rate in SBX, early
 stopping in SB3), is refused. JAX runs on the CPU with ``NPROC=threads`` (the size of XLA's CPU thread pools),
 and, for one thread, ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``; both are set
@@ -155,7 +159,46 @@ class TianshouTraining:
         )
 
 
-def tianshou_env_factory(env_id: str, vec_env: str = "dummy") -> Any:
+def tianshou_envpool_factory(num_threads: int | None = None) -> Any:
+    """
+    The ``envpool_factory`` of ``tianshou_trpo``'s env factory on ``envpool``.
+
+    :param num_threads: EnvPool's worker threads of the pools it builds; ``None``: Tianshou's ``EnvPoolFactory()``
+        itself, as :data:`TIANSHOU_EXAMPLE` passes it (no ``num_threads``: EnvPool's default, 0, which is
+        ``min(num_envs, cores)`` threads)
+    :return: ``EnvPoolFactory()``, or with ``num_threads`` a subclass of it whose ``create_venv`` is Tianshou
+        2.0.1's (``envpool.make_gymnasium(task, num_envs=..., seed=..., **kwargs)``, the task and the keyword
+        arguments transformed as Tianshou's are) plus ``num_threads=num_threads``
+    :raises ValueError: for ``num_threads`` < 1
+    """
+    from tianshou.highlevel.env import EnvMode, EnvPoolFactory
+
+    if num_threads is None:
+        return EnvPoolFactory()
+    if num_threads < 1:
+        raise ValueError(f"EnvPool's num_threads must be >= 1, got {num_threads}")
+    threads = num_threads
+
+    class ThreadedEnvPoolFactory(EnvPoolFactory):
+        """Tianshou's ``EnvPoolFactory``, its pools with ``num_threads`` worker threads."""
+
+        num_threads = threads
+
+        def create_venv(self, task: str, num_envs: int, mode: EnvMode, seed: int, kwargs: dict) -> Any:
+            import envpool
+
+            return envpool.make_gymnasium(  # as EnvPoolFactory.create_venv, plus num_threads
+                self._transform_task(task),
+                num_envs=num_envs,
+                seed=seed,
+                num_threads=self.num_threads,
+                **self._transform_kwargs(kwargs, mode),
+            )
+
+    return ThreadedEnvPoolFactory()
+
+
+def tianshou_env_factory(env_id: str, vec_env: str = "dummy", envpool_threads: int | None = None) -> Any:
     """
     The env factory of ``tianshou_trpo``'s training envs: :data:`TIANSHOU_EXAMPLE`'s ``MujocoEnvFactory`` is
     ``EnvFactoryRegistered`` (plus ``VectorEnvNormObs``, added by :func:`tianshou_trpo_training`) with
@@ -164,20 +207,23 @@ def tianshou_env_factory(env_id: str, vec_env: str = "dummy") -> Any:
 
     :param env_id: The gymnasium id (EnvPool's id of the same env on ``envpool``)
     :param vec_env: ``dummy``: gymnasium's envs in a ``DummyVectorEnv`` (``envpool_factory=None``, one core);
-        ``envpool``: the example's EnvPool path, ``EnvPoolFactory()``, which builds the training envs with
-        ``envpool.make_gymnasium(env_id, num_envs=..., seed=...)``: nothing else passed, ``num_threads`` included,
-        as this package's adapter passes none either (the module docstring says why that is the same thread count)
+        ``envpool``: the example's EnvPool path, which builds the training envs with
+        ``envpool.make_gymnasium(env_id, num_envs=..., seed=...)``, with ``num_threads`` when ``envpool_threads``
+        is given (:func:`tianshou_envpool_factory`)
+    :param envpool_threads: On ``envpool``, EnvPool's ``num_threads`` (:func:`tianshou_trpo_training` passes its
+        ``threads``); ``None``: the example's ``EnvPoolFactory()``, EnvPool's default. Not used on ``dummy``
     :return: The factory
     :raises MissingExtraError: on ``envpool``, without EnvPool
     :raises ValueError: for an engine not in :data:`~sb3_trpo_critic.envpool.VEC_ENVS`
     """
-    from tianshou.highlevel.env import EnvFactoryRegistered, EnvPoolFactory, VectorEnvType
+    from tianshou.highlevel.env import EnvFactoryRegistered, VectorEnvType
 
     if check_vec_env(vec_env) == "envpool":
         check_extra(ENVPOOL_EXTRA, (ENVPOOL_EXTRA,), needed_by="tianshou_trpo on envpool")
         # venv_type is not used for the venvs when envpool_factory is given; the one gymnasium env the factory's
         # create_env makes (for the spaces, as the example's) is gymnasium.make's on either engine.
-        return EnvFactoryRegistered(task=env_id, venv_type=VectorEnvType.DUMMY, envpool_factory=EnvPoolFactory())
+        envpool_factory = tianshou_envpool_factory(envpool_threads)
+        return EnvFactoryRegistered(task=env_id, venv_type=VectorEnvType.DUMMY, envpool_factory=envpool_factory)
     # instead of the example's VectorEnvType.SUBPROC_SHARED_MEM_AUTO: stepped in this process (one core)
     return EnvFactoryRegistered(task=env_id, venv_type=VectorEnvType.DUMMY, envpool_factory=None)
 
@@ -186,11 +232,11 @@ def tianshou_trpo_training(env_id: str, seed: int, threads: int, vec_env: str = 
     """
     Tianshou's TRPO on ``env_id`` as :data:`TIANSHOU_EXAMPLE` builds it (the module docstring lists the settings),
     its training envs gymnasium's stepped in this process (``DummyVectorEnv``) or EnvPool's
-    (:func:`tianshou_env_factory`).
+    (:func:`tianshou_env_factory`), with ``threads`` worker threads.
 
     :param env_id: A gymnasium environment with a ``Box`` action space
     :param seed: Seed of numpy, torch and the envs (as the example's ``seed``)
-    :param threads: Torch threads
+    :param threads: Torch threads, and EnvPool's ``num_threads`` on ``envpool``
     :param vec_env: The engine of the training envs: ``dummy`` or ``envpool``
     :return: The algorithm, its training collector and envs
     :raises ValueError: for an environment whose actions are not a ``Box`` (the example is for MuJoCo), or an
@@ -214,8 +260,9 @@ def tianshou_trpo_training(env_id: str, seed: int, threads: int, vec_env: str = 
     torch.set_num_threads(threads)
     # the example's make_mujoco_env(task, seed, num_training_envs=16, num_test_envs, obs_norm=True): its
     # MujocoEnvFactory is EnvFactoryRegistered plus VectorEnvNormObs; here on the engine vec_env
-    # (tianshou_env_factory: DummyVectorEnv, or the example's own EnvPool path), and its training envs only.
-    factory = tianshou_env_factory(env_id, vec_env)
+    # (tianshou_env_factory: DummyVectorEnv, or the example's EnvPool path with threads EnvPool threads), and its
+    # training envs only.
+    factory = tianshou_env_factory(env_id, vec_env, envpool_threads=threads)
     env = factory.create_env(EnvMode.TRAINING)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ValueError(f"tianshou_trpo: {env_id} has {env.action_space} actions; {TIANSHOU_EXAMPLE} is for Box actions")
@@ -291,7 +338,7 @@ def measure_tianshou_trpo(env_id: str, timesteps: int, seed: int, threads: int, 
     :param env_id: The environment
     :param timesteps: Env steps of the timed run (whole collects of 1024)
     :param seed: Seed
-    :param threads: Torch threads
+    :param threads: Torch threads, and EnvPool's on ``envpool``
     :param vec_env: The engine of the training envs (:func:`tianshou_trpo_training`)
     :return: Its phases
     """
@@ -382,24 +429,31 @@ def sbx_ppo_model(
 ) -> Any:
     """
     SBX's PPO with rl-zoo3's PPO entry for ``env_id``, on the env stack rl-zoo3 builds for that entry, on the
-    engine ``vec_env``, as ``ppo``'s (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`).
+    engine ``vec_env``, as ``ppo``'s (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`; on ``envpool`` with
+    ``num_threads=threads`` added to the entry's ``env_kwargs``, as the benchmark builds ``ppo on envpool``,
+    :func:`~sb3_trpo_critic.benchmarks.run.with_envpool_threads`).
 
     :param env_id: The environment
     :param seed: Seed of the model and of the envs
-    :param threads: JAX's and torch's threads (:func:`jax_threads`, set before JAX is first imported)
+    :param threads: JAX's and torch's threads (:func:`jax_threads`, set before JAX is first imported), and EnvPool's
+        ``num_threads`` on ``envpool``
     :param overrides: (key, value) pairs replacing keys of the entry, as ``ppo``'s (``--variant sbx_ppo n_epochs:5``)
     :param vec_env: The engine of the entry's copies: ``dummy`` (gymnasium) or ``envpool``
     :return: The model, on its env
+    :raises ValueError: on ``envpool``, if the entry (or ``overrides``) sets ``num_threads`` in its ``env_kwargs``
     """
     jax_threads(threads)
     import torch as th
     from sbx import PPO
 
+    from sb3_trpo_critic.benchmarks.run import with_envpool_threads
     from sb3_trpo_critic.zoo import load_zoo_hyperparameters
     from sb3_trpo_critic.zoo.envs import make_zoo_vec_env
 
     th.set_num_threads(threads)
     zoo = load_zoo_hyperparameters("ppo", env_id, dict(overrides))
+    if vec_env == "envpool":  # EnvPool's worker threads, as ppo on envpool's (run.build_env)
+        zoo = with_envpool_threads(zoo, threads)
     arguments = sbx_ppo_arguments(zoo.model_kwargs)
     env = make_zoo_vec_env(zoo, seed, vec_env=vec_env)
     return PPO(zoo.policy, env, seed=seed, verbose=0, **arguments)
@@ -412,7 +466,7 @@ def measure_sbx_ppo(
     :param env_id: The environment
     :param timesteps: Env steps of the timed part
     :param seed: Seed
-    :param threads: Threads (:func:`sbx_ppo_model`)
+    :param threads: Threads: JAX's, torch's and EnvPool's (:func:`sbx_ppo_model`)
     :param overrides: Changes to the zoo entry
     :param vec_env: The engine of the entry's copies
     :return: The phases of ``learn`` after a warm-up (:func:`~sb3_trpo_critic.benchmarks.timing.time_learn`)
@@ -437,7 +491,7 @@ def measure_peer(
     :param env_id: The environment
     :param timesteps: Env steps of the timed part
     :param seed: Seed
-    :param threads: Threads
+    :param threads: Threads: torch's, JAX's (``sbx_ppo``) and, on ``envpool``, EnvPool's ``num_threads``
     :param overrides: Changes to ``sbx_ppo``'s zoo entry (``tianshou_trpo`` takes none)
     :param vec_env: The engine of its training envs, one of :data:`PEER_VEC_ENVS`'s for it
     :return: The timed part's phases

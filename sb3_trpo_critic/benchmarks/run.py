@@ -131,7 +131,32 @@ class Training(NamedTuple):
     model: Any
 
 
-def build_env(spec: RunSpec) -> tuple[ZooHyperparameters, VecEnv]:
+def with_envpool_threads(zoo: ZooHyperparameters, threads: int) -> ZooHyperparameters:
+    """
+    The hyperparameters with EnvPool's ``num_threads`` set to ``threads`` in their ``env_kwargs``: the number of
+    worker threads of each pool built from them on ``envpool``
+    (:class:`~sb3_trpo_critic.envpool.EnvPoolVecEnv` passes the key to ``envpool.make_gymnasium``). For an
+    environment built on ``envpool`` only: gymnasium's environments take no such argument.
+
+    :param zoo: The hyperparameters (a frozen record: a new one is returned)
+    :param threads: EnvPool's worker threads, >= 1
+    :return: ``zoo`` with ``env_kwargs`` plus ``num_threads=threads``
+    :raises ValueError: if the entry (or its changes) sets ``num_threads`` itself, which conflicts with ``threads``,
+        or for ``threads`` < 1 (EnvPool takes 0 as its default, ``min(num_envs, cores)``)
+    """
+    import dataclasses
+
+    if threads < 1:
+        raise ValueError(f"EnvPool's num_threads must be >= 1, got {threads}")
+    if "num_threads" in zoo.env_kwargs:
+        raise ValueError(
+            f"{zoo.algo} on {zoo.env_id}: the entry's env_kwargs set num_threads={zoo.env_kwargs['num_threads']!r}, "
+            f"which conflicts with the {threads} EnvPool threads asked for; leave one of the two out"
+        )
+    return dataclasses.replace(zoo, env_kwargs={**zoo.env_kwargs, "num_threads": threads})
+
+
+def build_env(spec: RunSpec, envpool_threads: int | None = None) -> tuple[ZooHyperparameters, VecEnv]:
     """
     The hyperparameters and training environment of one run, without its model; used by :func:`build_training` and
     by the throughput benchmark's env stack (:mod:`sb3_trpo_critic.benchmarks.throughput`).
@@ -145,7 +170,13 @@ def build_env(spec: RunSpec) -> tuple[ZooHyperparameters, VecEnv]:
     ``spec.vec_env``).
 
     :param spec: The run (its ``timesteps``, ``eval_points`` and ``eval_episodes`` are not used here)
+    :param envpool_threads: On ``spec.vec_env == "envpool"``, EnvPool's ``num_threads``, added to the entry's
+        ``env_kwargs`` (:func:`with_envpool_threads`; the returned hyperparameters have it too): the throughput
+        benchmark passes its ``--threads``. ``None`` (the comparison runner, :func:`run_one`): nothing added, so
+        the pools have EnvPool's default (``num_threads=0``: ``min(num_envs, cores)`` worker threads). Not used on
+        ``dummy``
     :return: The hyperparameters and the environment
+    :raises ValueError: if ``envpool_threads`` is given on ``envpool`` and the entry sets ``num_threads`` itself
     """
     import torch as th
 
@@ -157,11 +188,13 @@ def build_env(spec: RunSpec) -> tuple[ZooHyperparameters, VecEnv]:
     register()
     load = constructor_defaults if spec.defaults else load_zoo_hyperparameters
     zoo = load(spec.algo, spec.env_id, dict(spec.hyperparams))
+    if envpool_threads is not None and spec.vec_env == "envpool":
+        zoo = with_envpool_threads(zoo, envpool_threads)
     env = make_zoo_vec_env(zoo, spec.seed, vec_env=spec.vec_env)
     return zoo, env
 
 
-def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
+def build_training(spec: RunSpec, envpool_threads: int | None = None, **model_arguments: Any) -> Training:
     """
     The hyperparameters, training environment and model of one run; used by :func:`run_one` and by the
     throughput benchmark (:mod:`sb3_trpo_critic.benchmarks.throughput`).
@@ -171,12 +204,14 @@ def build_training(spec: RunSpec, **model_arguments: Any) -> Training:
     ``ALGOS[spec.algo](policy, env, seed=spec.seed, verbose=0, **model_arguments, **the entry's arguments)``.
 
     :param spec: The run (its ``timesteps``, ``eval_points`` and ``eval_episodes`` are not used here)
+    :param envpool_threads: EnvPool's ``num_threads`` on ``envpool`` (:func:`build_env`): the throughput
+        benchmark's ``--threads``; ``None`` (:func:`run_one`): EnvPool's default
     :param model_arguments: Further constructor arguments, not in the entry (e.g. ``device="cpu"``)
     :return: The hyperparameters, the environment and the model
     """
     from rl_zoo3.utils import ALGOS
 
-    zoo, env = build_env(spec)
+    zoo, env = build_env(spec, envpool_threads)
     model = ALGOS[spec.algo](zoo.policy, env, seed=spec.seed, verbose=0, **model_arguments, **zoo.model_kwargs)
     return Training(zoo, env, model)
 
@@ -185,7 +220,8 @@ def run_one(spec: RunSpec) -> RunResult:
     """
     Train and evaluate one (algo, env, seed) with the zoo entry (or the constructor defaults); nothing is written here.
 
-    The model and its training environment are built by :func:`build_training`; the evaluation
+    The model and its training environment are built by :func:`build_training` (without ``envpool_threads``: on
+    ``envpool`` the pools keep EnvPool's default ``num_threads``); the evaluation
     environment, like the training one, by :func:`sb3_trpo_critic.zoo.envs.make_zoo_vec_env` (as
     rl-zoo3 builds them for the entry: wrappers, ``VecNormalize``, frame stacking; both on the engine
     ``spec.vec_env``, the evaluation one seeded with ``spec.seed + 10000``), and the entry's

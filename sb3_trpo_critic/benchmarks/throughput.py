@@ -40,11 +40,19 @@ same rounds) with ``--variant ALGO KEY:VALUE ...``, written as rl-zoo3's and the
 (:mod:`sb3_trpo_critic.envpool`, the ``envpool`` extra), in the same rounds; a row on another engine than
 ``dummy`` is labelled ``... on envpool``. So are the peers, each on the engines of
 :data:`~sb3_trpo_critic.benchmarks.peers.PEER_VEC_ENVS`: ``tianshou_trpo on envpool`` is Tianshou's example on
-EnvPool as it runs when EnvPool is installed (Tianshou's ``EnvPoolFactory``), ``sbx_ppo on envpool`` SBX's PPO on
-the stack ``ppo on envpool`` has. A row's fraction of the env stack is of the env stack on its engine::
+EnvPool as it runs when EnvPool is installed (Tianshou's ``EnvPoolFactory`` path), ``sbx_ppo on envpool`` SBX's
+PPO on the stack ``ppo on envpool`` has. A row's fraction of the env stack is of the env stack on its engine::
 
     python -m sb3_trpo_critic.benchmarks.throughput --envs HalfCheetah-v5 --algos trpo_critic tianshou_trpo \\
         --vec-env dummy envpool --threads 1
+
+``--threads`` is each training's number of threads: torch's, JAX's (``sbx_ppo``) and, on ``envpool``, every
+EnvPool pool's ``num_threads`` (its worker threads stepping the envs): our algorithms' and the env stack's (added
+to the entry's ``env_kwargs``, :func:`~sb3_trpo_critic.benchmarks.run.build_env`; an entry that sets
+``num_threads`` itself is refused), ``sbx_ppo on envpool``'s the same way, ``tianshou_trpo on envpool``'s through
+its factory (:func:`~sb3_trpo_critic.benchmarks.peers.tianshou_env_factory`). Without it, EnvPool would take its
+default, ``min(num_envs, cores)`` threads, and step the envs on more threads than ``--threads``. (The comparison
+runner passes none: its pools keep EnvPool's default.)
 """
 
 from __future__ import annotations
@@ -218,14 +226,15 @@ def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: in
     :func:`~sb3_trpo_critic.benchmarks.peers.measure_peer`; an env stack is the training env the same builder makes
     for the entry (:func:`~sb3_trpo_critic.benchmarks.run.build_env`, without a model), stepped with random actions
     for one rollout's env steps (the warm-up, :func:`rollout_timesteps`), then for ``timesteps``
-    (:func:`~sb3_trpo_critic.benchmarks.timing.random_action_seconds`).
+    (:func:`~sb3_trpo_critic.benchmarks.timing.random_action_seconds`). On ``envpool`` every pool, of each of them,
+    has ``threads`` worker threads (EnvPool's ``num_threads``).
 
     :param env_id: The environment
     :param variant: The algorithm, or an env stack
     :param round_: The round, recorded
     :param timesteps: Env steps of the timed part
     :param seed: Seed of the model and of the envs
-    :param threads: Torch (and JAX) threads
+    :param threads: Torch (and JAX) threads, and EnvPool's ``num_threads`` on ``envpool``
     :return: The measurement
     """
     if variant.algo in PEER_MODULES and not variant.env_stack:
@@ -241,12 +250,12 @@ def measure(env_id: str, variant: Variant, round_: int, timesteps: int, seed: in
             vec_env=variant.vec_env,
         )
         if variant.env_stack:
-            zoo, env = build_env(spec)
+            zoo, env = build_env(spec, envpool_threads=threads)
             warmup, _ = random_action_seconds(env, rollout_timesteps(zoo), seed)
             steps, seconds = random_action_seconds(env, timesteps, seed + 1)
             phases = Phases(steps, seconds, seconds, 0.0, warmup)
         else:
-            _, env, model = build_training(spec, device="cpu")
+            _, env, model = build_training(spec, envpool_threads=threads, device="cpu")
             phases = time_learn(model, timesteps)
         env.close()
     return Measurement(env_id, variant.label, round_, **asdict(phases))
@@ -336,7 +345,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--timesteps", type=int, default=20_480, help="env steps per training")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch (and JAX) threads of each training")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="threads of each training: torch's, JAX's and, on envpool, EnvPool's (num_threads)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--no-env-stack",
