@@ -429,9 +429,9 @@ def sbx_ppo_model(
 ) -> Any:
     """
     SBX's PPO with rl-zoo3's PPO entry for ``env_id``, on the env stack rl-zoo3 builds for that entry, on the
-    engine ``vec_env``, as ``ppo``'s (:func:`~sb3_trpo_critic.zoo.envs.make_zoo_vec_env`; on ``envpool`` with
-    ``num_threads=threads`` added to the entry's ``env_kwargs``, as the benchmark builds ``ppo on envpool``,
-    :func:`~sb3_trpo_critic.benchmarks.run.with_envpool_threads`).
+    engine ``vec_env``: the entry and the env are built by :func:`~sb3_trpo_critic.benchmarks.run.build_env`, as
+    the benchmark builds ``ppo``'s (on ``envpool`` with ``num_threads=threads`` added to the entry's
+    ``env_kwargs``, :func:`~sb3_trpo_critic.benchmarks.run.with_envpool_threads`).
 
     :param env_id: The environment
     :param seed: Seed of the model and of the envs
@@ -443,20 +443,14 @@ def sbx_ppo_model(
     :raises ValueError: on ``envpool``, if the entry (or ``overrides``) sets ``num_threads`` in its ``env_kwargs``
     """
     jax_threads(threads)
-    import torch as th
     from sbx import PPO
 
-    from sb3_trpo_critic.benchmarks.run import with_envpool_threads
-    from sb3_trpo_critic.zoo import load_zoo_hyperparameters
-    from sb3_trpo_critic.zoo.envs import make_zoo_vec_env
+    from sb3_trpo_critic.benchmarks.results import RunSpec
+    from sb3_trpo_critic.benchmarks.run import build_env
 
-    th.set_num_threads(threads)
-    zoo = load_zoo_hyperparameters("ppo", env_id, dict(overrides))
-    if vec_env == "envpool":  # EnvPool's worker threads, as ppo on envpool's (run.build_env)
-        zoo = with_envpool_threads(zoo, threads)
-    arguments = sbx_ppo_arguments(zoo.model_kwargs)
-    env = make_zoo_vec_env(zoo, seed, vec_env=vec_env)
-    return PPO(zoo.policy, env, seed=seed, verbose=0, **arguments)
+    spec = RunSpec("ppo", env_id, seed, threads=threads, hyperparams=tuple(overrides), vec_env=vec_env)
+    zoo, env = build_env(spec, envpool_threads=threads)  # also sets torch's threads
+    return PPO(zoo.policy, env, seed=seed, verbose=0, **sbx_ppo_arguments(zoo.model_kwargs))
 
 
 def measure_sbx_ppo(
