@@ -173,11 +173,11 @@ def tianshou_envpool_factory(num_threads: int | None = None) -> Any:
     """
     from tianshou.highlevel.env import EnvMode, EnvPoolFactory
 
+    from sb3_trpo_critic.benchmarks.run import check_envpool_threads
+
     if num_threads is None:
         return EnvPoolFactory()
-    if num_threads < 1:
-        raise ValueError(f"EnvPool's num_threads must be >= 1, got {num_threads}")
-    threads = num_threads
+    threads = check_envpool_threads(num_threads)
 
     class ThreadedEnvPoolFactory(EnvPoolFactory):
         """Tianshou's ``EnvPoolFactory``, its pools with ``num_threads`` worker threads."""

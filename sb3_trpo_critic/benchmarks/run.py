@@ -131,6 +131,18 @@ class Training(NamedTuple):
     model: Any
 
 
+def check_envpool_threads(threads: int) -> int:
+    """
+    :param threads: EnvPool's ``num_threads`` asked for (its worker threads)
+    :return: It, if it is >= 1
+    :raises ValueError: Otherwise (EnvPool takes 0 as its default, ``min(num_envs, cores)``, which is not a number
+        of threads asked for)
+    """
+    if threads < 1:
+        raise ValueError(f"EnvPool's num_threads must be >= 1, got {threads}")
+    return threads
+
+
 def with_envpool_threads(zoo: ZooHyperparameters, threads: int) -> ZooHyperparameters:
     """
     The hyperparameters with EnvPool's ``num_threads`` set to ``threads`` in their ``env_kwargs``: the number of
@@ -146,8 +158,7 @@ def with_envpool_threads(zoo: ZooHyperparameters, threads: int) -> ZooHyperparam
     """
     import dataclasses
 
-    if threads < 1:
-        raise ValueError(f"EnvPool's num_threads must be >= 1, got {threads}")
+    check_envpool_threads(threads)
     if "num_threads" in zoo.env_kwargs:
         raise ValueError(
             f"{zoo.algo} on {zoo.env_id}: the entry's env_kwargs set num_threads={zoo.env_kwargs['num_threads']!r}, "
