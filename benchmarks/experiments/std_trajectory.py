@@ -13,6 +13,11 @@ JSON file per (algorithm, seed) to ``--out``.
 
     python benchmarks/experiments/std_trajectory.py --algos trpo_critic trpo ppo --seeds 0 1 \
         --out benchmarks/results/defaults_tuning/std_trajectory
+    python benchmarks/experiments/std_trajectory.py --algos trpo_critic --seeds 0 1 --hyperparams cg_damping:0.8 \
+        --out benchmarks/results/defaults_tuning/std_trajectory
+
+``--hyperparams KEY:VALUE ...`` sets constructor arguments (as the comparison runner's ``--defaults --hyperparams``);
+the file's name and its ``hyperparams`` record them.
 """
 
 import argparse
@@ -25,7 +30,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_trpo_critic.benchmarks.results import RunSpec
-from sb3_trpo_critic.benchmarks.run import build_training
+from sb3_trpo_critic.benchmarks.run import build_training, hyperparam_argument
 
 
 class StdRecorder(BaseCallback):
@@ -60,17 +65,27 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=["trpo_critic", "trpo", "ppo"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--timesteps", type=int, default=300_000)
+    parser.add_argument("--hyperparams", nargs="*", type=hyperparam_argument, default=[], metavar="KEY:VALUE")
     parser.add_argument("--out", type=pathlib.Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for algo in args.algos:
-            training = build_training(RunSpec(algo=algo, env_id=args.env, seed=seed, threads=1, defaults=True))
+            hyperparams = tuple(args.hyperparams)
+            training = build_training(RunSpec(algo, args.env, seed, threads=1, hyperparams=hyperparams, defaults=True))
             recorder = StdRecorder()
             training.model.learn(args.timesteps, callback=recorder)
-            path = args.out / f"{algo}__{args.env}__seed{seed}.json"
+            variant = "".join(f"__{key}-{value}" for key, value in args.hyperparams)
+            path = args.out / f"{algo}__{args.env}__seed{seed}{variant}.json"
             columns = ("timesteps", "std", "train_return", "train_length", "kl", "line_search_steps")
-            record = {"algo": algo, "env_id": args.env, "seed": seed, "timesteps": args.timesteps, "columns": columns}
+            record = {
+                "algo": algo,
+                "env_id": args.env,
+                "seed": seed,
+                "timesteps": args.timesteps,
+                "hyperparams": dict(args.hyperparams),
+                "columns": columns,
+            }
             rows = ",\n  ".join(json.dumps(row) for row in recorder.rows)
             path.write_text(json.dumps(record)[:-1] + f', "rows": [\n  {rows}\n]}}\n')
             print(f"{path}: std {recorder.rows[0][1]:.3f} -> {recorder.rows[-1][1]:.3f}")
