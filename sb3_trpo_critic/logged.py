@@ -111,6 +111,14 @@ LOGGED_VALUES: tuple[LoggedValue, ...] = (
         "constant unless `target_kl` is a schedule",
     ),
     LoggedValue(
+        "train/cg_damping",
+        "policy step",
+        r"the damping $\lambda$ of this update's Fisher matrix: `cg_damping` (`cg_damping=None`: 0.1 per action "
+        "dimension)",
+        "step.cg_damping",
+        "constant",
+    ),
+    LoggedValue(
         "train/surrogate_improvement",
         "policy step",
         r"$L(\theta_{new}) - L(\theta_{old})$; 0 when rejected",

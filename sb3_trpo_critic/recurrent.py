@@ -95,7 +95,8 @@ class RecurrentTRPOCritic(TRPOCritic):
         each piece starting from its stored LSTM state)
     :param gamma: Discount factor, in [0, 1]
     :param cg_max_steps: Maximum number of conjugate gradient steps (Fisher-vector products)
-    :param cg_damping: Damping :math:`\\lambda \\geq 0` added to the Fisher matrix
+    :param cg_damping: Damping :math:`\\lambda \\geq 0` added to the Fisher matrix; ``None`` (the default): 0.1 per
+        action dimension, as in TRPOCritic
     :param line_search_shrinking_factor: Step-size reduction factor :math:`\\alpha \\in (0, 1)` of the line search
     :param line_search_max_iter: Maximum number of candidates the line search evaluates
     :param n_critic_updates: Number of epochs of critic regression per policy update
@@ -117,7 +118,8 @@ class RecurrentTRPOCritic(TRPOCritic):
     :param stats_window_size: Window size for the rollout logging (episodes)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation (e.g. ``lstm_hidden_size``,
-        ``n_lstm_layers``, ``enable_critic_lstm``)
+        ``n_lstm_layers``, ``enable_critic_lstm``); without ``log_std_init``, a Box action's initial standard
+        deviation is :math:`1/\\sqrt{d}`, as in TRPOCritic
     :param verbose: the verbosity level: 0 no output, 1 info, 2 debug
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run ("auto": the GPU if possible)

@@ -62,6 +62,15 @@ Rollout = RolloutBufferSamples | DictRolloutBufferSamples | RecurrentRolloutBuff
 #: times :func:`~sb3_trpo_critic.translate.kl_dimensions`, the radius of ``sb3_contrib.TRPO``'s default
 #: ``target_kl=0.01`` (which bounds the KL averaged over the dimensions) in full-KL units.
 TARGET_KL_PER_DIMENSION = 0.01
+#: The default damping (``cg_damping=None``) per dimension of the action distribution: 0.1 times
+#: :func:`~sb3_trpo_critic.translate.kl_dimensions`. TRPOCritic's Fisher matrix (of the full KL) is ``d`` times
+#: the one ``sb3_contrib.TRPO`` damps by its default 0.1 (of the KL averaged over ``d`` dimensions), so with the
+#: default radius the default step is exactly ``sb3_contrib.TRPO``'s default step.
+CG_DAMPING_PER_DIMENSION = 0.1
+#: The total variance :math:`d \\sigma_0^2` of a ``d``-dimensional Box action's initial Gaussian noise, when
+#: ``policy_kwargs`` does not set ``log_std_init`` (:func:`default_log_std_init`): SB3's initial standard
+#: deviation of 1 on a 1-D action, shared out over the dimensions of a larger one.
+INITIAL_ACTION_NOISE_VARIANCE = 1.0
 
 #: Action spaces with an exact Fisher metric (see :mod:`sb3_trpo_critic.trust_region`).
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -90,6 +99,8 @@ class PolicyStepResult(NamedTuple):
     std: float | None
     #: the trust region radius :math:`\\delta` of this step (``target_kl``, or its schedule's value)
     target_kl: float
+    #: the damping :math:`\\lambda` of this step's Fisher matrix (``cg_damping``, or its default)
+    cg_damping: float
     cg_iterations: int = 0
     cg_residual: float = float("nan")
     #: :math:`g^\\top \\beta x`
@@ -157,6 +168,13 @@ class TRPOCritic(OnPolicyAlgorithm):
     :param cg_max_steps: Maximum number of conjugate gradient steps (Fisher-vector products)
     :param cg_damping: Damping :math:`\\lambda \\geq 0` added to the Fisher matrix: the step solves
         :math:`(F + \\lambda I) x = g`. Larger values make the step closer to a plain gradient step.
+        ``None`` (the default): 0.1 per action dimension, :data:`CG_DAMPING_PER_DIMENSION` times
+        :func:`~sb3_trpo_critic.translate.kl_dimensions` of the action space: ``0.1 * d`` for a
+        ``d``-dimensional Box or MultiBinary action, 0.1 for Discrete and MultiDiscrete. The full-KL Fisher
+        matrix is ``d`` times the one ``sb3_contrib.TRPO`` damps by 0.1, so this is its damping relative to the
+        curvature, and with ``target_kl=None`` the step is exactly ``sb3_contrib.TRPO``'s default step.
+        It follows the model's action space (also after ``load``); ``train/cg_damping`` logs it. A number given
+        here is used as it is, never rescaled.
     :param line_search_shrinking_factor: Step-size reduction factor :math:`\\alpha \\in (0, 1)` of the
         backtracking line search (i.e., ``theta_new = theta_old + alpha^j * beta * x``)
     :param line_search_max_iter: Maximum number of candidates the line search evaluates
@@ -206,7 +224,12 @@ class TRPOCritic(OnPolicyAlgorithm):
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param policy_kwargs: additional arguments to be passed to the policy on creation. Without a
+        ``log_std_init`` here (and without gSDE), a Gaussian policy on a ``d``-dimensional Box action starts
+        with the standard deviation :math:`1/\\sqrt{d}` in each dimension (:func:`default_log_std_init`:
+        the initial noise has a total variance of 1, SB3's standard deviation of 1 on a 1-D action);
+        ``policy_kwargs=dict(log_std_init=0.0)`` gives SB3's 1 in every dimension, as ``sb3_contrib.TRPO``
+        and PPO have it. The value used is kept in ``policy_kwargs``, and so saved with the model.
     :param verbose: the verbosity level: 0 no output, 1 info, 2 debug
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run.
@@ -237,7 +260,7 @@ class TRPOCritic(OnPolicyAlgorithm):
         batch_size: int = 128,
         gamma: float = 0.99,
         cg_max_steps: int = 15,
-        cg_damping: float = 0.1,
+        cg_damping: float | None = None,
         line_search_shrinking_factor: float = 0.8,
         line_search_max_iter: int = 10,
         n_critic_updates: int = 10,
@@ -329,6 +352,9 @@ class TRPOCritic(OnPolicyAlgorithm):
         self.normalize_observations = normalize_observations
         if self.env is not None and self._resolve_observation_normalization(normalize_observations):
             self.policy_kwargs = {**self.policy_kwargs, "features_extractor_class": NormalizedFlattenExtractor}
+        log_std_init = default_log_std_init(self.action_space) if self.env is not None and not use_sde else None
+        if log_std_init is not None and "log_std_init" not in self.policy_kwargs:
+            self.policy_kwargs = {**self.policy_kwargs, "log_std_init": log_std_init}
         #: how many policy steps were rejected, by reason
         self.rejected_steps: dict[str, int] = {}
         self._last_rejection = ""
@@ -467,6 +493,7 @@ class TRPOCritic(OnPolicyAlgorithm):
             entropy=_mean_entropy(old_distribution, mask),
             std=_mean_std(old_distribution, mask),
             target_kl=target_kl,
+            cg_damping=self._current_cg_damping(),
         )
         if not bool(th.isfinite(policy_gradient).all()):
             return result("nonfinite_gradient")
@@ -511,7 +538,8 @@ class TRPOCritic(OnPolicyAlgorithm):
     def _fisher_vector_product(self, distribution: Distribution, mask: th.Tensor | None) -> Callable[[th.Tensor], th.Tensor]:
         """
         Step 2: the damped Fisher-vector product :math:`v \\mapsto (F + \\lambda I) v` at :math:`\\theta_{old}`,
-        :func:`~sb3_trpo_critic.trust_region.make_fisher_vector_product` with this model's ``cg_damping``.
+        :func:`~sb3_trpo_critic.trust_region.make_fisher_vector_product` with this model's damping
+        (:meth:`_current_cg_damping`).
         A subclass with another product (or another curvature matrix) overrides this method.
 
         :param distribution: the action distribution on the product's states (every ``sub_sampling_factor``-th),
@@ -523,7 +551,7 @@ class TRPOCritic(OnPolicyAlgorithm):
             change the actor's parameters, and may be called up to ``cg_max_steps`` times (by the default
             :meth:`_solve`), before the line search.
         """
-        return make_fisher_vector_product(distribution, self._actor_params, self.cg_damping, mask)
+        return make_fisher_vector_product(distribution, self._actor_params, self._current_cg_damping(), mask)
 
     def _solve(self, fisher_vector_product: Callable[[th.Tensor], th.Tensor], gradient: th.Tensor) -> CGResult:
         """
@@ -655,6 +683,15 @@ class TRPOCritic(OnPolicyAlgorithm):
             return max(float(self.target_kl(self._current_progress_remaining)), 0.0)
         return self.target_kl
 
+    def _current_cg_damping(self) -> float:
+        """
+        :math:`\\lambda` of the Fisher matrix: ``cg_damping``; for ``cg_damping=None``,
+        :data:`CG_DAMPING_PER_DIMENSION` per dimension of the action space.
+        """
+        if self.cg_damping is None:
+            return CG_DAMPING_PER_DIMENSION * kl_dimensions(self.action_space)
+        return self.cg_damping
+
     def _action_distribution(self, rollout: Rollout) -> Distribution:
         """The policy's action distribution on the rollout's states, at the actor's current parameters."""
         return self._distribution(rollout.observations)
@@ -763,6 +800,21 @@ class TRPOCritic(OnPolicyAlgorithm):
         return self
 
 
+def default_log_std_init(action_space: spaces.Space) -> float | None:
+    """
+    The policy's initial log standard deviation when ``policy_kwargs`` does not set ``log_std_init``:
+    :math:`\\log \\sigma_0 = \\frac{1}{2} \\log(V / d)` on a ``d``-dimensional Box action, so that the initial
+    noise has the total variance :math:`d \\sigma_0^2 = V` (:data:`INITIAL_ACTION_NOISE_VARIANCE`, 1): 0 (SB3's
+    default, :math:`\\sigma_0 = 1`) on a 1-D action, :math:`\\sigma_0 = 1/\\sqrt{6}` (-0.90) on a 6-D one.
+
+    :param action_space: the environment's action space
+    :return: the log standard deviation, or ``None`` where the policy has no Gaussian (not a Box action)
+    """
+    if not isinstance(action_space, spaces.Box):
+        return None
+    return 0.5 * math.log(INITIAL_ACTION_NOISE_VARIANCE / int(np.prod(action_space.shape)))
+
+
 def _normalizes_observations(env: VecEnv | None) -> bool:
     """Whether ``env`` is wrapped in ``VecNormalize(norm_obs=True)``."""
     vec_normalize = None if env is None else unwrap_vec_normalize(env)
@@ -839,7 +891,7 @@ def _validate_hyperparameters(**values: Any) -> None:
         "gamma": (lambda x: finite(x) and 0 <= x <= 1, "in [0, 1]"),
         "gae_lambda": (lambda x: finite(x) and 0 <= x <= 1, "in [0, 1]"),
         "cg_max_steps": (lambda x: integer(x) and x >= 1, "an integer >= 1"),
-        "cg_damping": (lambda x: finite(x) and x >= 0, "a finite number >= 0"),
+        "cg_damping": (lambda x: x is None or (finite(x) and x >= 0), "None or a finite number >= 0"),
         "cg_residual_tol": (lambda x: finite(x) and x >= 0, "a finite number >= 0"),
         "line_search_shrinking_factor": (lambda x: finite(x) and 0 < x < 1, "in the open interval (0, 1)"),
         "line_search_max_iter": (lambda x: integer(x) and x >= 1, "an integer >= 1"),

@@ -1,16 +1,24 @@
-"""The constructor defaults that follow the action space: ``target_kl=None``, 0.01 per action dimension."""
+"""The constructor defaults that follow the action space: ``target_kl=None`` (0.01 per action dimension),
+``cg_damping=None`` (0.1 per action dimension) and the initial standard deviation (total variance 1)."""
 
 import csv
+import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_trpo_critic import RecurrentTRPOCritic, TRPOCritic
-from sb3_trpo_critic.trpo_critic import TARGET_KL_PER_DIMENSION, HyperparameterError
+from sb3_trpo_critic.trpo_critic import (
+    CG_DAMPING_PER_DIMENSION,
+    TARGET_KL_PER_DIMENSION,
+    HyperparameterError,
+    default_log_std_init,
+)
 
 
 class ActionSpaceEnv(gym.Env):
@@ -42,26 +50,95 @@ RADII = [
 ]
 
 
-def _logged_target_kl(model: TRPOCritic, folder) -> list[float]:
+def _logged(model: TRPOCritic, folder, key: str = "train/target_kl") -> list[float]:
     model.set_logger(configure(str(folder), ["csv"]))
     model.learn(3 * model.n_steps)  # SB3 dumps an update's values at the next rollout: 2 of the 3 are logged
     with open(folder / "progress.csv") as file:
-        return [float(row["train/target_kl"]) for row in csv.DictReader(file) if row["train/target_kl"]]
+        return [float(row[key]) for row in csv.DictReader(file) if row[key]]
 
 
 @pytest.mark.parametrize(("action_space", "radius"), RADII, ids=lambda x: str(x))
-def test_default_radius_per_action_dimension(action_space, radius, tmp_path):
+def test_default_radius_and_damping_per_action_dimension(action_space, radius, tmp_path):
+    damping = 10 * radius  # 0.1 per dimension where the radius is 0.01 per dimension
     model = TRPOCritic("MlpPolicy", ActionSpaceEnv(action_space), n_steps=64, batch_size=32, n_critic_updates=1, seed=0)
-    assert model.target_kl is None
+    assert model.target_kl is None and model.cg_damping is None
     assert model._current_target_kl() == pytest.approx(radius)
-    assert _logged_target_kl(model, tmp_path / "log") == pytest.approx([radius, radius])
+    assert model._current_cg_damping() == pytest.approx(damping)
+    assert _logged(model, tmp_path / "log") == pytest.approx([radius, radius])
+    assert _logged(model, tmp_path / "log_damping", "train/cg_damping") == pytest.approx([damping, damping])
 
-    # Saved as None, so the loaded model's radius follows its own action space.
+    # Saved as None, so the loaded model's radius and damping follow its own action space.
     model.save(tmp_path / "model")
     loaded = TRPOCritic.load(tmp_path / "model", env=ActionSpaceEnv(action_space))
-    assert loaded.target_kl is None
+    assert loaded.target_kl is None and loaded.cg_damping is None
     assert loaded._current_target_kl() == pytest.approx(radius)
-    assert _logged_target_kl(loaded, tmp_path / "log_loaded") == pytest.approx([radius, radius])
+    assert loaded._current_cg_damping() == pytest.approx(damping)
+    assert _logged(loaded, tmp_path / "log_loaded") == pytest.approx([radius, radius])
+    assert _logged(loaded, tmp_path / "log_loaded_damping", "train/cg_damping") == pytest.approx([damping, damping])
+
+
+def test_default_damping_is_used_by_the_fisher_product():
+    """The product the step solves with is (F + 0.1 d I) v: F v from cg_damping=0 plus 0.1 d v."""
+    env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (6,), dtype=np.float32))
+    model = TRPOCritic("MlpPolicy", env, n_steps=64, seed=0)
+    model.learn(64)
+    rollout = next(model.rollout_buffer.get(batch_size=None))
+    vector = th.randn(sum(p.numel() for p in model._actor_params), generator=th.Generator().manual_seed(0))
+    damped = model._fisher_vector_product(model._action_distribution(rollout), None)(vector)
+    model.cg_damping = 0.0
+    undamped = model._fisher_vector_product(model._action_distribution(rollout), None)(vector)
+    th.testing.assert_close(damped, undamped + 0.6 * vector)
+
+
+#: (action space, the initial log standard deviation when policy_kwargs does not set one: 0.5 log(1 / d))
+LOG_STD_INITS = [
+    (spaces.Box(-1.0, 1.0, (1,), dtype=np.float32), 0.0),
+    (spaces.Box(-1.0, 1.0, (6,), dtype=np.float32), 0.5 * math.log(1 / 6)),
+    (spaces.Box(-1.0, 1.0, (2, 4), dtype=np.float32), 0.5 * math.log(1 / 8)),
+]
+
+
+@pytest.mark.parametrize(("action_space", "log_std"), LOG_STD_INITS, ids=lambda x: str(x))
+def test_default_initial_std_shares_a_unit_variance_over_the_action_dimensions(action_space, log_std, tmp_path):
+    model = TRPOCritic("MlpPolicy", ActionSpaceEnv(action_space), n_steps=64, seed=0)
+    assert default_log_std_init(action_space) == pytest.approx(log_std)
+    assert model.policy_kwargs["log_std_init"] == pytest.approx(log_std)
+    th.testing.assert_close(model.policy.log_std.detach(), th.full((math.prod(action_space.shape),), log_std))
+    assert float((model.policy.log_std.detach().exp() ** 2).sum()) == pytest.approx(1.0)  # the total variance
+    model.save(tmp_path / "model")
+    loaded = TRPOCritic.load(tmp_path / "model")
+    th.testing.assert_close(loaded.policy.log_std, model.policy.log_std)
+    assert loaded.policy_kwargs["log_std_init"] == pytest.approx(log_std)
+
+
+@pytest.mark.parametrize("action_space", [spaces.Discrete(4), spaces.MultiDiscrete([3, 4]), spaces.MultiBinary(5)], ids=str)
+def test_no_initial_std_without_a_gaussian(action_space):
+    assert default_log_std_init(action_space) is None
+    assert "log_std_init" not in TRPOCritic("MlpPolicy", ActionSpaceEnv(action_space), n_steps=64).policy_kwargs
+
+
+def test_explicit_initial_std_and_gsde_keep_sb3s_meaning():
+    env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (6,), dtype=np.float32))
+    model = TRPOCritic("MlpPolicy", env, n_steps=64, policy_kwargs=dict(log_std_init=-1.0))
+    assert model.policy_kwargs["log_std_init"] == -1.0
+    th.testing.assert_close(model.policy.log_std.detach(), th.full((6,), -1.0))
+    # gSDE's log_std_init parametrizes another noise (a matrix over the features): SB3's default stays
+    assert "log_std_init" not in TRPOCritic("MlpPolicy", env, n_steps=64, use_sde=True).policy_kwargs
+
+
+def test_default_is_sb3_contrib_damping():
+    assert CG_DAMPING_PER_DIMENSION == 0.1  # sb3_contrib.TRPO's default cg_damping, per dimension
+    assert TRPOCritic("MlpPolicy", "Pendulum-v1")._current_cg_damping() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("cg_damping", [0.0, 0.1, 0.3])
+def test_explicit_cg_damping_is_never_rescaled(cg_damping, tmp_path):
+    env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (6,), dtype=np.float32))
+    model = TRPOCritic("MlpPolicy", env, n_steps=64, batch_size=32, n_critic_updates=1, cg_damping=cg_damping, seed=0)
+    assert model._current_cg_damping() == cg_damping
+    assert _logged(model, tmp_path / "log", "train/cg_damping") == pytest.approx([cg_damping, cg_damping])
+    model.save(tmp_path / "model")
+    assert TRPOCritic.load(tmp_path / "model")._current_cg_damping() == cg_damping
 
 
 def test_default_is_sb3_contrib_trust_region():
@@ -75,7 +152,7 @@ def test_explicit_target_kl_is_never_rescaled(target_kl, tmp_path):
     env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (6,), dtype=np.float32))
     model = TRPOCritic("MlpPolicy", env, n_steps=64, batch_size=32, n_critic_updates=1, target_kl=target_kl, seed=0)
     assert model._current_target_kl() == target_kl
-    assert _logged_target_kl(model, tmp_path / "log") == pytest.approx([target_kl, target_kl])
+    assert _logged(model, tmp_path / "log") == pytest.approx([target_kl, target_kl])
     model.save(tmp_path / "model")
     assert TRPOCritic.load(tmp_path / "model")._current_target_kl() == target_kl
 
@@ -86,13 +163,16 @@ def test_set_env_with_another_action_space_is_refused():
     with pytest.raises(ValueError, match="Action spaces do not match"):
         model.set_env(DummyVecEnv([lambda: ActionSpaceEnv(spaces.Box(-1.0, 1.0, (2,), dtype=np.float32))]))
     assert model._current_target_kl() == pytest.approx(0.06)
+    assert model._current_cg_damping() == pytest.approx(0.6)
 
 
-def test_recurrent_has_the_same_default():
+def test_recurrent_has_the_same_defaults():
     env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (4,), dtype=np.float32))
     model = RecurrentTRPOCritic("MlpLstmPolicy", env, n_steps=32, policy_kwargs=dict(lstm_hidden_size=8))
-    assert model.target_kl is None
+    assert model.target_kl is None and model.cg_damping is None
     assert model._current_target_kl() == pytest.approx(0.04)
+    assert model._current_cg_damping() == pytest.approx(0.4)
+    th.testing.assert_close(model.policy.log_std.detach(), th.full((4,), 0.5 * math.log(1 / 4)))
 
 
 @pytest.mark.parametrize("target_kl", [0.0, -0.01, float("nan")])
@@ -106,7 +186,7 @@ def test_zoo_default_entry_follows_the_constructor():
 
     zoo = load_zoo_hyperparameters("trpo_critic", "Pusher-v5")
     assert zoo.entry == "default"
-    assert "target_kl" not in zoo.model_kwargs
+    assert not {"target_kl", "cg_damping", "policy_kwargs"} & set(zoo.model_kwargs)
 
 
 def test_runner_defaults_spec_builds_the_constructor_defaults():

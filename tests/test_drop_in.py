@@ -52,10 +52,12 @@ def test_every_trpo_argument_has_the_same_name_and_default():
         assert name in CRITIC_PARAMETERS, f"sb3_contrib.TRPO's argument {name!r} is missing"
         critic_parameter = CRITIC_PARAMETERS[name]
         assert critic_parameter.kind == trpo_parameter.kind, name
-        if name != "target_kl":
+        if name not in ("target_kl", "cg_damping"):
             assert critic_parameter.default == trpo_parameter.default, (name, critic_parameter.default, trpo_parameter.default)
-    # target_kl keeps sb3_contrib's name; its default None is sb3_contrib's default trust region in full-KL units
+    # target_kl and cg_damping keep sb3_contrib's names; their default None is sb3_contrib's default trust region and
+    # damping in full-KL units (0.01 and 0.1 per action dimension: test_defaults.py)
     assert TRPO_PARAMETERS["target_kl"].default == 0.01 and CRITIC_PARAMETERS["target_kl"].default is None
+    assert TRPO_PARAMETERS["cg_damping"].default == 0.1 and CRITIC_PARAMETERS["cg_damping"].default is None
     # in the same relative order, and at the same positions up to ``device`` (TRPOCritic's own arguments come
     # after it), so that a positional call of TRPO means the same for TRPOCritic
     assert [name for name in CRITIC_PARAMETERS if name in TRPO_PARAMETERS] == list(TRPO_PARAMETERS)

@@ -42,7 +42,17 @@ def all_equal(a: list[th.Tensor], b: list[th.Tensor]) -> bool:
 
 def make_model(env_name: str, cls: type[TRPOCritic] = TRPOCritic, **kwargs: Any) -> TRPOCritic:
     env = make_vec_env(ENVS[env_name], n_envs=2, seed=0)
-    params: dict[str, Any] = dict(n_steps=256, batch_size=64, target_kl=0.01, n_critic_updates=3, seed=0, device="cpu")
+    # the trust region, damping and initial std these tests were written for, not the action-space-aware defaults
+    params: dict[str, Any] = dict(
+        n_steps=256,
+        batch_size=64,
+        target_kl=0.01,
+        cg_damping=0.1,
+        policy_kwargs=dict(log_std_init=0.0),
+        n_critic_updates=3,
+        seed=0,
+        device="cpu",
+    )
     params.update(kwargs)
     return cls("MlpPolicy", env, **params)
 

@@ -12,8 +12,15 @@ def test_from_sb3_contrib_translation():
     assert translate({"target_kl": 0.04}, box6)["target_kl"] == pytest.approx(0.24)
     same = translate({"target_kl": 0.04, "cg_damping": 0.1}, box6, same_step=True)
     assert same["target_kl"] == pytest.approx(0.24) and same["cg_damping"] == pytest.approx(0.6)
-    assert translate({}, box6) == {"target_kl": pytest.approx(0.06)}  # sb3_contrib's default 0.01
-    assert translate({"target_kl": 0.02}, spaces.Discrete(4))["target_kl"] == 0.02
+    # sb3_contrib's defaults: 0.01, 0.1 and a standard deviation of 1 (TRPOCritic's own defaults differ on a Box(6))
+    assert translate({}, box6) == {"target_kl": pytest.approx(0.06), "cg_damping": 0.1, "policy_kwargs": {"log_std_init": 0.0}}
+    assert translate({}, box6, same_step=True)["cg_damping"] == pytest.approx(0.6)
+    assert translate({"policy_kwargs": {"log_std_init": -1.0, "ortho_init": False}}, box6)["policy_kwargs"] == {
+        "log_std_init": -1.0,
+        "ortho_init": False,
+    }
+    assert "policy_kwargs" not in translate({"use_sde": True}, box6)  # gSDE's log_std_init is another parameter
+    assert translate({"target_kl": 0.02}, spaces.Discrete(4)) == {"target_kl": 0.02, "cg_damping": 0.1}
     assert translate({"target_kl": 0.01}, spaces.MultiBinary(3))["target_kl"] == pytest.approx(0.03)
 
 
