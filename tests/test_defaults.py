@@ -50,11 +50,13 @@ RADII = [
 ]
 
 
-def _logged(model: TRPOCritic, folder, key: str = "train/target_kl") -> list[float]:
+def _logged(model: TRPOCritic, folder) -> dict[str, list[float]]:
+    """The logged ``train/target_kl`` and ``train/cg_damping`` of three rollouts' training, by key."""
     model.set_logger(configure(str(folder), ["csv"]))
     model.learn(3 * model.n_steps)  # SB3 dumps an update's values at the next rollout: 2 of the 3 are logged
     with open(folder / "progress.csv") as file:
-        return [float(row[key]) for row in csv.DictReader(file) if row[key]]
+        rows = list(csv.DictReader(file))
+    return {key: [float(row[key]) for row in rows if row[key]] for key in ("train/target_kl", "train/cg_damping")}
 
 
 @pytest.mark.parametrize(("action_space", "radius"), RADII, ids=lambda x: str(x))
@@ -64,8 +66,9 @@ def test_default_radius_and_damping_per_action_dimension(action_space, radius, t
     assert model.target_kl is None and model.cg_damping is None
     assert model._current_target_kl() == pytest.approx(radius)
     assert model._current_cg_damping() == pytest.approx(damping)
-    assert _logged(model, tmp_path / "log") == pytest.approx([radius, radius])
-    assert _logged(model, tmp_path / "log_damping", "train/cg_damping") == pytest.approx([damping, damping])
+    logged = _logged(model, tmp_path / "log")
+    assert logged["train/target_kl"] == pytest.approx([radius, radius])
+    assert logged["train/cg_damping"] == pytest.approx([damping, damping])
 
     # Saved as None, so the loaded model's radius and damping follow its own action space.
     model.save(tmp_path / "model")
@@ -73,8 +76,9 @@ def test_default_radius_and_damping_per_action_dimension(action_space, radius, t
     assert loaded.target_kl is None and loaded.cg_damping is None
     assert loaded._current_target_kl() == pytest.approx(radius)
     assert loaded._current_cg_damping() == pytest.approx(damping)
-    assert _logged(loaded, tmp_path / "log_loaded") == pytest.approx([radius, radius])
-    assert _logged(loaded, tmp_path / "log_loaded_damping", "train/cg_damping") == pytest.approx([damping, damping])
+    logged = _logged(loaded, tmp_path / "log_loaded")
+    assert logged["train/target_kl"] == pytest.approx([radius, radius])
+    assert logged["train/cg_damping"] == pytest.approx([damping, damping])
 
 
 def test_default_damping_is_used_by_the_fisher_product():
@@ -136,7 +140,7 @@ def test_explicit_cg_damping_is_never_rescaled(cg_damping, tmp_path):
     env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (6,), dtype=np.float32))
     model = TRPOCritic("MlpPolicy", env, n_steps=64, batch_size=32, n_critic_updates=1, cg_damping=cg_damping, seed=0)
     assert model._current_cg_damping() == cg_damping
-    assert _logged(model, tmp_path / "log", "train/cg_damping") == pytest.approx([cg_damping, cg_damping])
+    assert _logged(model, tmp_path / "log")["train/cg_damping"] == pytest.approx([cg_damping, cg_damping])
     model.save(tmp_path / "model")
     assert TRPOCritic.load(tmp_path / "model")._current_cg_damping() == cg_damping
 
@@ -152,7 +156,7 @@ def test_explicit_target_kl_is_never_rescaled(target_kl, tmp_path):
     env = ActionSpaceEnv(spaces.Box(-1.0, 1.0, (6,), dtype=np.float32))
     model = TRPOCritic("MlpPolicy", env, n_steps=64, batch_size=32, n_critic_updates=1, target_kl=target_kl, seed=0)
     assert model._current_target_kl() == target_kl
-    assert _logged(model, tmp_path / "log") == pytest.approx([target_kl, target_kl])
+    assert _logged(model, tmp_path / "log")["train/target_kl"] == pytest.approx([target_kl, target_kl])
     model.save(tmp_path / "model")
     assert TRPOCritic.load(tmp_path / "model")._current_target_kl() == target_kl
 
