@@ -812,7 +812,7 @@ def default_log_std_init(action_space: spaces.Space) -> float | None:
     """
     if not isinstance(action_space, spaces.Box):
         return None
-    return 0.5 * math.log(INITIAL_ACTION_NOISE_VARIANCE / int(np.prod(action_space.shape)))
+    return 0.5 * math.log(INITIAL_ACTION_NOISE_VARIANCE / kl_dimensions(action_space))
 
 
 def _normalizes_observations(env: VecEnv | None) -> bool:
